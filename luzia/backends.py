@@ -103,6 +103,10 @@ class Backend(ABC):
         """Whether the job's ``run.sh`` (``pid`` where it runs) is still running."""
 
     @abstractmethod
+    def job_alive(self, job: Job) -> bool:
+        """Whether any process of the job's command still runs."""
+
+    @abstractmethod
     def kill(self, job: Job) -> None:
         """Stop everything the job runs; keep what a person may inspect."""
 
@@ -252,6 +256,31 @@ class DockerBackend(Backend):
             TMUX_SOCKET,
         ]
 
+    def job_alive(self, job: Job) -> bool:
+        pid = read_pid(job)
+        return pid is not None and self.process_alive(job, pid)
+
+    def read_in_container(self, job: Job, path: str) -> str:
+        """A small file inside the job's running container (e.g. ``/proc/PID/stat``)."""
+        container = self._container(job)
+        if container is None or container.status != "running":
+            raise LuziaError(f"job {job.id} has no running container")
+        result = container.exec_run(["cat", path])
+        if result.exit_code != 0:
+            raise LuziaError(f"cannot read {path} in container {container.short_id}")
+        return bytes(result.output).decode("utf-8", "replace")
+
+    def describe_container(self, job: Job) -> str | None:
+        """``container 1a2b3c4d5e6f removed`` / ``... exited (137)``, or ``None`` if it runs."""
+        container = self._container(job)
+        short = (job.container_id or "")[:12] or f"of job {job.id}"
+        if container is None:
+            return f"container {short} removed"
+        if container.status == "running":
+            return None
+        code = container.attrs.get("State", {}).get("ExitCode")
+        return f"container {short} {container.status} ({code})"
+
     def _container(self, job: Job) -> docker.models.containers.Container | None:
         """The job's container, by recorded id, else by label (a start cut short)."""
         import docker.errors
@@ -303,6 +332,10 @@ class LocalBackend(Backend):
         except PermissionError:
             return True
         return True
+
+    def job_alive(self, job: Job) -> bool:
+        pid = read_pid(job)
+        return pid is not None and self.process_alive(job, pid)
 
     def kill(self, job: Job) -> None:
         if job.tmux_target and Path(job.tmux_target).exists():

@@ -21,13 +21,13 @@ import socket
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from luzia.errors import LuziaError, StoreError
+from luzia.paths import home_tag, runtime_dir
 
 LOCK_FILE = "engine.lock"
 INFO_FILE = "engine.json"
@@ -69,7 +69,7 @@ class EngineLock:
         """Take the lock, or raise ``EngineRunning``; a no-op when this object holds it."""
         if self._fd is not None:
             return
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -133,7 +133,7 @@ def spawn_engine(home: Path) -> None:
     Returns at once. If two processes race here, the loser's engine exits on the lock.
     """
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
         log = open(home / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
     except OSError as exc:
         raise StoreError(f"cannot write {home / LOG_FILE}: {exc.strerror}") from exc
@@ -177,9 +177,8 @@ def ensure_engine(home: Path) -> None:
 
 
 def wake_address(home: Path) -> str:
-    """A short socket path (AF_UNIX paths are limited to ~107 bytes) unique to ``home``."""
-    tag = f"{zlib.crc32(str(home.resolve()).encode()):08x}"
-    return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"luzia-{os.getuid()}-{tag}.wake")
+    """The engine's wake-up socket for ``home``, in the private runtime directory."""
+    return str(runtime_dir() / f"{home_tag(home)}.wake")
 
 
 def notify_engine(home: Path) -> None:
@@ -193,14 +192,17 @@ class WakeListener:
     """Receives wake-ups for ``home`` and calls ``on_wake`` for each (from its own thread)."""
 
     def __init__(self, home: Path, on_wake: Callable[[], None]) -> None:
-        self.address = wake_address(home)
+        self.home = home
         self._on_wake = on_wake
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.settimeout(1.0)
+        self.address = ""
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="luzia-wake", daemon=True)
 
     def start(self) -> None:
+        """Listen; raises ``OSError`` (e.g. ``UnsafeRuntimeDir``) when it cannot."""
+        self.address = wake_address(self.home)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.address)  # we hold the engine lock: a leftover is stale
         self._sock.bind(self.address)
@@ -221,8 +223,9 @@ class WakeListener:
         if self._thread.is_alive():
             self._thread.join(2.0)
         self._sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.address)
+        if self.address:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.address)
 
 
 def _read_info(home: Path) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from luzia.config import Config, ProjectConfig
 from luzia.daemon import notify_engine
 from luzia.errors import ConfigError, UsageError, WaitTimeout
 from luzia.jobs import (
-    ACTIVE_STATES,
     BACKENDS,
     FINAL_STATES,
     MODES,
@@ -35,6 +34,7 @@ from luzia.jobs import (
     JobState,
     Mode,
 )
+from luzia.launch import LAUNCH_FILE, Launch
 from luzia.paths import luzia_home
 from luzia.store import JobStore
 
@@ -118,6 +118,7 @@ class ResponsiveDispatcher:
         chosen_image = image or (settings.image if settings else None) or self.config.defaults.image
         merged_env = {**(settings.env if settings else {}), **(env or {})}
         _check_env(merged_env)
+        launch = Launch(profile, os.environ.get("PATH"))
         job = self.store.create_job(
             task,
             project=project,
@@ -127,6 +128,7 @@ class ResponsiveDispatcher:
             agent=chosen_agent,
             image=None if chosen_backend == "local" else chosen_image,
             env=merged_env,
+            files={LAUNCH_FILE: launch.to_json()},
         )
         notify_engine(self.home)  # a datagram (~40 us): a running engine starts it at once
         return job.id
@@ -225,54 +227,44 @@ class ResponsiveDispatcher:
                 time.sleep(poll)
         return True
 
-    # -- acting on jobs (through their backend; the engine records what follows) --
+    # -- acting on jobs: the engine acts, this process asks (luzia.control) --
 
     def kill_job(self, job_id: str) -> Job:
-        """Stop the job; return it as it ends (``killed``, or the final state it already had)."""
+        """Stop the job; return it as it ends (``killed``, or the final state it already had).
+
+        A queued job is marked killed here (it has nothing to stop); a live one is the engine's
+        to kill: it ends every process of the job first and records ``killed`` after, so when
+        the kill fails nothing is recorded and the error is raised.
+        """
         job = self.store.resolve(job_id)
         if job.state in FINAL_STATES:
             return job
-        killed = self.store.transition(job.id, JobState.KILLED, "killed on request")
-        if job.state is not JobState.QUEUED and job.backend != "auto":
-            from luzia.backends import backend_for
-
-            backend_for(job.backend).kill(self.store.get(job.id))
-        return killed
+        if job.state is JobState.QUEUED:
+            job = self.store.transition(job.id, JobState.KILLED, "killed before it started")
+            if job.state is not JobState.STARTING:
+                return job  # killed, or ended otherwise; else the engine claimed it meanwhile
+        self._ask("kill", job.id)
+        return self.store.get(job.id)
 
     def send_input(self, job_id: str, text: str, *, enter: bool = True) -> None:
-        """Send ``text`` to the job (then Enter, unless ``enter`` is false).
+        """Send ``text`` to the job (then Enter, unless ``enter`` is false), through the engine.
 
-        An interactive agent gets it from the engine, when its turn has ended: pasted as one
-        block, then a separate Enter that is checked to have taken. Any other job's pane has
-        it typed at once, byte for byte.
+        An interactive agent gets it when its turn has ended: pasted as one block, then a
+        separate Enter that is checked to have taken. Any other job's pane has it typed at
+        once, byte for byte. Returns once the engine has taken it; raises when it cannot.
         """
+        _check_input(text, enter)
         job = self.store.resolve(job_id)
-        profile = self.config.agent_profile(job.agent)
-        if profile is not None and profile.interactive:
-            if job.state in FINAL_STATES:
-                raise UsageError(f"cannot send input to job {job.id}: it is {job.state}")
-            from luzia import inbox
+        if job.state in FINAL_STATES:
+            raise UsageError(f"cannot send input to job {job.id}: it is {job.state}")
+        if job.mode == "command" and job.state is JobState.QUEUED:
+            raise UsageError(f"cannot send input to job {job.id}: it is queued, no live pane yet")
+        self._ask("send", job.id, text=text, enter=enter)
 
-            inbox.post(job.job_dir, text, enter)
-            notify_engine(self.home)
-            return
-        self._type_into(self._live_job(job.id, "send input to"), text, enter)
+    def _ask(self, op: str, job_id: str, **args: object) -> dict[str, object]:
+        from luzia.control import ask_engine
 
-    def _type_into(self, job: Job, text: str, enter: bool) -> None:
-        from controllers.control_mode import ControlModeClient
-        from controllers.controller import typing_commands
-        from luzia.backends import SESSION
-
-        prefix = self._backend(job).tmux_command(job)
-        client = ControlModeClient([*prefix, "-C", "attach-session", "-t", SESSION])
-        try:
-            lines = typing_commands(SESSION, text)
-            if enter:
-                lines.append(f"send-keys -t {SESSION} Enter")
-            for pending in [client.send(line) for line in lines]:
-                client.wait(pending)
-        finally:
-            client.close()
+        return ask_engine(self.home, {"op": op, "job": job_id, **args})
 
     def read_log(
         self, job_id: str, *, tail: int | None = None, plain: bool = False, whole: bool = False
@@ -311,15 +303,16 @@ class ResponsiveDispatcher:
     def remove_job(self, job_id: str, *, force: bool = False) -> Job:
         """Remove the job's container or tmux server, its record and its directory.
 
-        An active or queued job is refused unless ``force``, which kills it first.
+        An active or queued job is refused unless ``force``, which has it killed first (by the
+        engine); a kill that fails removes nothing.
         """
         job = self.store.resolve(job_id)
         if job.state not in FINAL_STATES:
             if not force:
                 raise UsageError(f"job {job.id} is {job.state}; kill it first or use --force")
             job = self.kill_job(job.id)
-        if job.backend != "auto" and (job.container_id or job.tmux_target):
-            self._backend(job).remove(job)
+        if job.backend != "auto":
+            self._backend(job).remove(job)  # also finds a container by label, id or not
         from luzia import workspace
 
         with contextlib.suppress(workspace.WorkspaceError):
@@ -390,12 +383,6 @@ class ResponsiveDispatcher:
 
         return Engine(self.home, self.config).start()
 
-    def _live_job(self, job_id: str, action: str) -> Job:
-        job = self.store.resolve(job_id)
-        if job.state not in ACTIVE_STATES or not (job.container_id or job.tmux_target):
-            raise UsageError(f"cannot {action} job {job.id}: it is {job.state}, with no live pane")
-        return job
-
     def _backend(self, job: Job) -> JobBackend:
         from luzia.backends import backend_for
 
@@ -422,6 +409,26 @@ def _check_task(task: str) -> None:
             f"the task is {size} bytes, over the 1 MiB limit; put long instructions in a file in "
             "the workspace and point the task at it"
         )
+
+
+def _check_input(text: str, enter: bool) -> None:
+    if not isinstance(text, str):
+        raise UsageError(f"input must be text, not {type(text).__name__}")
+    if not text and not enter:
+        raise UsageError("nothing to send: the text is empty and no Enter was asked for")
+    if "\0" in text:
+        raise UsageError("the input holds a NUL byte, which no terminal can carry; remove it")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(
+            f"the input is not valid UTF-8 (byte {_raw(exc.object[exc.start : exc.end])!r} at "
+            f"position {exc.start})"
+        ) from exc
+
+
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _check_env(env: Mapping[str, str]) -> None:

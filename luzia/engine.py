@@ -1,13 +1,13 @@
-"""The engine: starts queued jobs within limits, watches them, records how they end.
+"""The engine: the one process that acts on live jobs; it starts, watches, kills and records them.
 
 One engine runs per ``LUZIA_HOME`` (a lock file guards it), as a detached daemon started by
-the CLI (``python -m luzia.engine``) or as a thread of an API user's process. Everything it
-learns goes into the store, which every other process reads.
+the CLI (``python -m luzia.engine``) or as a thread of an API user's process. Other processes
+ask it to act (``luzia.control``: kill, send) and read what it records in the store.
 
-It never polls a screen: each job's pane pushes its output over the controller's control
-stream, and the shell's prompt markers say "the command started" and "the prompt is back";
-those become events on one queue, handled by one thread. A job's exit status is also written
-to its directory by the pane itself, so an engine that was killed finds the truth on restart.
+It never polls a screen: each job's pane pushes its output and the shell's markers over the
+controller's control stream. A marker is only a reason to look: a job ends when its process
+says so (``luzia.verdict``). Acts come first and records after: a kill is recorded once nothing
+of the job is left, an end once its log is drained and its workspace snapshot taken.
 """
 
 from __future__ import annotations
@@ -17,19 +17,21 @@ import collections
 import contextlib
 import functools
 import logging
+import os
 import queue
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from controllers.errors import ControllerError
 from controllers.shell import PROMPT_MARK, START_MARK, STOP_SIGNALS
-from luzia import inbox, workspace
+from luzia import scheduler, workspace
 from luzia.agents import AgentProfile
 from luzia.backends import (
     Backend,
@@ -40,11 +42,14 @@ from luzia.backends import (
     read_pid,
 )
 from luzia.config import Config
+from luzia.control import ControlServer
 from luzia.daemon import EngineLock, WakeListener
-from luzia.errors import LuziaError
+from luzia.errors import LuziaError, StoreError, UsageError
 from luzia.jobs import ACTIVE_STATES, FINAL_STATES, Job, JobState
+from luzia.launch import read_launch
 from luzia.store import JobStore
 from luzia.turns import TurnWatcher
+from luzia.verdict import Evidence, decide
 
 if TYPE_CHECKING:
     from controllers.controller import TmuxController
@@ -52,13 +57,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("luzia.engine")
 
 IDLE_TICK = 1.0
-"""Seconds between two looks at the queue when nothing happens (a missed wake-up, retention)."""
+"""Seconds between two looks at the queue when nothing happens (a missed wake-up, retention,
+ends that could not be recorded yet, panes to reconnect)."""
 
 LOG_DRAIN_TIMEOUT = 2.0
 """Longest wait for ``pipe-pane`` to write a finished job's last output to its log."""
 
 START_WORKERS = 8
 """Jobs started at once: container starts are I/O bound, mostly waiting on the Docker Engine."""
+
+START_TIMEOUT = 30.0
+"""Longest wait for a new pane's shell to show its prompt."""
 
 
 @dataclass
@@ -67,9 +76,20 @@ class _Live:
 
     job: Job
     controller: TmuxController
-    prompts_before: int
+    profile: AgentProfile | None
     running_recorded: bool = False
     turns: TurnWatcher | None = None
+    unsubscribe: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class _End:
+    """An end decided but not yet recorded (the store could not be written: a full disk)."""
+
+    job: Job
+    state: JobState
+    exit_code: int | None
+    reason: str
 
 
 class Engine:
@@ -79,13 +99,20 @@ class Engine:
         self.home = Path(home)
         self.config = config if config is not None else Config.load()
         self.store = JobStore(self.home)
-        self._events: queue.Queue[tuple[str, str, str]] = queue.Queue()
+        self._events: queue.Queue[tuple[str, str, Any]] = queue.Queue()
         self._live: dict[str, _Live] = {}
         self._live_lock = threading.Lock()
+        self._starting: dict[str, threading.Event] = {}
+        self._killing: set[str] = set()
+        self._early_inputs: dict[str, list[tuple[str, bool]]] = collections.defaultdict(list)
+        self._unrecorded: dict[str, _End] = {}
+        self._reconnect: set[str] = set()
+        self._unreconciled: set[str] = set()
         self._pool = ThreadPoolExecutor(START_WORKERS, thread_name_prefix="luzia-start")
         self._git = ThreadPoolExecutor(2, thread_name_prefix="luzia-git")
         self._stop = threading.Event()
         self._backends: dict[str, Backend] = {}
+        self._backends_lock = threading.Lock()
         self._docker_ok: bool | None = None
         self._last_sweep = 0.0
         self._lock = EngineLock(self.home)
@@ -96,21 +123,28 @@ class Engine:
     def run(self) -> None:
         """Hold the lock and handle events until :meth:`stop`."""
         self._lock.acquire()
-        wake = WakeListener(self.home, lambda: self._events.put(("wake", "", "")))
+        wake = WakeListener(self.home, lambda: self._events.put(("wake", "", None)))
+        control = ControlServer(self.home, self.handle_request)
         try:
-            wake.start()
+            for listener in (wake, control):
+                try:
+                    listener.start()
+                except OSError as exc:  # e.g. a squatted socket directory: say so, run on
+                    log.error("%s", exc)
             self.reconcile()
             self._schedule()
             while not self._stop.is_set():
                 try:
                     kind, job_id, detail = self._events.get(timeout=IDLE_TICK)
                 except queue.Empty:
-                    self._collect_inputs()
-                    self._schedule()
-                    self._sweep()
+                    self._tick()
                     continue
-                self._handle(kind, job_id, detail)
+                try:
+                    self._handle(kind, job_id, detail)
+                except LuziaError as exc:  # e.g. the store cannot be written: log, go on
+                    log.error("event %s for job %s: %s", kind, job_id or "-", exc)
         finally:
+            control.close()
             wake.close()
             self._shutdown()
             self._lock.release()
@@ -125,7 +159,7 @@ class Engine:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop handling events; jobs go on running in their panes."""
         self._stop.set()
-        self._events.put(("stop", "", ""))
+        self._events.put(("stop", "", None))
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -136,36 +170,113 @@ class Engine:
             live = list(self._live.values())
             self._live.clear()
         for item in live:
-            if item.turns is not None:
-                item.turns.stop()
-            with contextlib.suppress(ControllerError):
-                item.controller.detach()
+            self._unwatch(item)
         self.store.close()
+
+    def _tick(self) -> None:
+        """What is done when nothing happened for a while."""
+        for end in list(self._unrecorded.values()):
+            self._pool.submit(self._record_end, end)
+        for job_id in list(self._reconnect):
+            self._pool.submit(self._examine, job_id, "lost", None)
+        for job_id in list(self._unreconciled):
+            self._pool.submit(self._retry_reconcile, job_id)
+        try:
+            self._schedule()
+            self._sweep()
+        except LuziaError as exc:
+            log.error("scheduling: %s", exc)
+
+    # -- requests from other processes (luzia.control) --
+
+    def handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Serve one request (in its connection's thread); raise ``LuziaError`` to refuse."""
+        op = request.get("op")
+        job_id = str(request.get("job") or "")
+        if op == "ping":
+            return {"ok": True, "pid": os.getpid()}
+        if op == "kill":
+            job = self.kill(job_id)
+            return {"ok": True, "job": job.id, "state": str(job.state)}
+        if op == "send":
+            text, enter = request.get("text"), request.get("enter", True)
+            if not isinstance(text, str) or not isinstance(enter, bool):
+                raise UsageError("send needs text (a string) and enter (true or false)")
+            self.send(job_id, text, enter)
+            return {"ok": True, "job": job_id}
+        raise UsageError(f"unknown request {op!r}")
+
+    def kill(self, job_id: str) -> Job:
+        """End every process of the job, then record ``killed``; on failure record nothing.
+
+        A job that ended by itself meanwhile is recorded as it ended, and returned so.
+        """
+        job = self.store.resolve(job_id)
+        if job.state in FINAL_STATES:
+            return job
+        if job.state is JobState.QUEUED:
+            job = self.store.transition(job.id, JobState.KILLED, "killed before it started")
+            if job.state is not JobState.STARTING:
+                return job  # else claimed by a start meanwhile: kill it as a live job
+        with self._live_lock:
+            self._killing.add(job.id)
+            starting = self._starting.get(job.id)
+        try:
+            if starting is not None:  # let the start finish (it will not run the command)
+                starting.wait(START_TIMEOUT + 30)
+            job = self.store.get(job.id)
+            if job.state in FINAL_STATES:
+                return job
+            self._backend(job).kill(job)  # act: raises, and nothing is recorded
+            live = self._drop_live(job.id)
+            code = read_exit_code(job)
+            if code is not None:  # it ended by itself just before
+                verdict = decide(Evidence(alive=False, exit_code=code))
+                self._end(live, job, verdict.exit_code, verdict.reason)
+            else:
+                self._end(live, job, None, "killed on request", state=JobState.KILLED)
+            return self.store.get(job.id)
+        finally:
+            with self._live_lock:
+                self._killing.discard(job.id)
+
+    def send(self, job_id: str, text: str, enter: bool) -> None:
+        """Type ``text`` into the job's pane (an agent gets it when its turn has ended)."""
+        job = self.store.resolve(job_id)
+        if job.state in FINAL_STATES:
+            raise UsageError(f"cannot send input to job {job.id}: it is {job.state}")
+        with self._live_lock:
+            live = self._live.get(job.id)
+            if live is None and job.mode == "interactive":
+                self._early_inputs[job.id].append((text, enter))  # handed over at its start
+                return
+        if live is None:
+            raise UsageError(f"cannot send input to job {job.id}: it is {job.state}, no pane yet")
+        if live.turns is not None:
+            live.turns.submit(text, enter)
+            return
+        try:
+            if text:
+                live.controller.send_keys(text, enter=enter)
+            elif enter:
+                live.controller.send_key("Enter")
+        except ControllerError as exc:
+            raise LuziaError(f"cannot send input to job {job.id}: {exc}") from exc
 
     # -- events --
 
-    def _handle(self, kind: str, job_id: str, detail: str) -> None:
+    def _handle(self, kind: str, job_id: str, detail: Any) -> None:
         if kind == "wake":
-            self._collect_inputs()
             self._schedule()
         elif kind == "started":
             self._record_running(job_id)
-        elif kind in ("prompt", "lost"):
-            self._settle(job_id, lost=kind == "lost")
+        elif kind in ("ended", "stopped", "lost"):
+            self._pool.submit(self._examine, job_id, kind, detail)
         elif kind in ("running", "idle"):
             with self._live_lock:
                 live = self._live.get(job_id)
-            if live is not None:
-                self.store.transition(job_id, JobState(kind), detail)
-
-    def _collect_inputs(self) -> None:
-        """Hand follow-ups from ``luzia send`` to the interactive jobs they are for."""
-        with self._live_lock:
-            interactive = [live for live in self._live.values() if live.turns is not None]
-        for live in interactive:
-            for text, enter in inbox.take(live.job.job_dir):
-                assert live.turns is not None
-                live.turns.submit(text, enter)
+            if live is not None and job_id not in self._killing:
+                self.store.transition(job_id, JobState(kind), str(detail))
 
     def _record_running(self, job_id: str) -> None:
         with self._live_lock:
@@ -183,66 +294,134 @@ class Engine:
         )
         self.store.transition(job_id, JobState.RUNNING, f"running in {where}")
 
-    def _settle(self, job_id: str, *, lost: bool) -> None:
-        """The prompt came back (or the pane went away): record the end, if it is one."""
-        with self._live_lock:
-            live = self._live.get(job_id)
-        if live is None:
-            return
-        job = live.job
-        code = read_exit_code(job)
-        tracker = live.controller.tracker
-        log.info(
-            "job %s: %s, exit_code file %s, prompts %d, commands %d",
-            job.id,
-            "pane lost" if lost else "prompt back",
-            code,
-            tracker.prompts,
-            tracker.commands,
-        )
-        if code is None and not lost:
-            if tracker.commands == 0:
-                return  # a prompt redrawn, not a command ended
-            if tracker.exit_code in STOP_SIGNALS:  # Ctrl-Z or a background read: not ended
-                signal_name = STOP_SIGNALS[tracker.exit_code]
-                reason = f"stopped by {signal_name}; `luzia attach {job.id}` and `fg` resume it"
-                self.store.transition(job_id, JobState.RUNNING, reason)
+    def _examine(self, job_id: str, hint: str, cause: str | None) -> None:
+        """The pane said something happened (``hint``): look at the process and decide."""
+        try:
+            with self._live_lock:
+                live = self._live.get(job_id)
+                if live is None or job_id in self._killing:
+                    return
+            job = live.job
+            backend = self._backend(job)
+            evidence = self._evidence(job, backend, cause if hint == "lost" else None)
+            verdict = decide(evidence)
+            if not verdict.ended:
+                if hint == "stopped" and verdict.paused:
+                    signame = STOP_SIGNALS.get(live.controller.tracker.exit_code, "a signal")
+                    reason = f"stopped by {signame}; `luzia attach {job.id}` and `fg` resume it"
+                    self.store.transition(job.id, JobState.RUNNING, reason)
+                elif hint == "lost":
+                    self._reattach(live, backend)
                 return
-            code = tracker.exit_code
+            if self._drop_live(job_id) is None:
+                return  # another look decided first
+            self._end(live, job, verdict.exit_code, verdict.reason)
+        except (ControllerError, LuziaError, OSError) as exc:
+            log.warning("job %s: could not look at it (%s); trying again", job_id, exc)
+            self._reconnect.add(job_id)
+        except Exception:
+            log.exception("job %s: unexpected error while examining it", job_id)
+
+    def _evidence(self, job: Job, backend: Backend, gone: str | None) -> Evidence:
+        """Alive first, then the recorded status: a status written in between is not missed."""
+        try:
+            alive: bool | None = backend.job_alive(job)
+        except (ControllerError, LuziaError) as exc:
+            log.info("job %s: cannot tell whether it runs: %s", job.id, exc)
+            alive = None
+        stopped = bool(alive) and _process_stopped(backend, job)
+        return Evidence(alive=alive, exit_code=read_exit_code(job), stopped=stopped, gone=gone)
+
+    def _reattach(self, live: _Live, backend: Backend) -> None:
+        """The control stream dropped while the job runs on: connect again and watch it."""
+        job = live.job
+        controller = backend.reattach(job)
+        if controller is None:
+            self._reconnect.add(job.id)  # look again on the next tick
+            return
+        self._reconnect.discard(job.id)
         with self._live_lock:
-            self._live.pop(job_id, None)
+            if self._live.get(job.id) is not live:
+                controller.detach()
+                return
+        self._unwatch(live)
+        log.info("job %s: control stream reconnected", job.id)
+        fresh = self._watch(job, controller, live.profile, resume=True)
+        fresh.running_recorded = True
+        if fresh.turns is not None:
+            fresh.turns.start()
+        self._events.put(("ended", job.id, None))  # it may have ended while we were away
+
+    def _drop_live(self, job_id: str) -> _Live | None:
+        """Stop watching the job; the one caller that gets it back records the end."""
+        with self._live_lock:
+            live = self._live.pop(job_id, None)
+            self._reconnect.discard(job_id)
+        if live is not None:
+            self._unwatch(live)
+        return live
+
+    def _unwatch(self, live: _Live) -> None:
         if live.turns is not None:
             live.turns.stop()
-        self._pool.submit(self._complete, live, code)
+        if live.unsubscribe is not None:
+            live.unsubscribe()
+        with contextlib.suppress(ControllerError):
+            live.controller.detach()
 
-    def _complete(self, live: _Live, code: int | None) -> None:
-        """Record the end once the log holds it too, so a reader right after sees everything."""
-        if code is not None:
-            log_has_prompt(live.job.log_path, LOG_DRAIN_TIMEOUT)
-        if code is None:
-            self._finish(
-                live.job, None, "its pane closed before the command reported an exit status"
-            )
-        else:
-            self._finish(live.job, code)
-        self._events.put(("wake", "", ""))
-        live.controller.detach()  # after the record: waiting for the exec client costs ~16 ms
+    # -- the end of a job: act, then record --
+
+    def _end(
+        self,
+        live: _Live | None,
+        job: Job,
+        code: int | None,
+        reason: str,
+        *,
+        state: JobState | None = None,
+    ) -> None:
+        """Drain the log, end what the job left behind, snapshot its workspace, record the end.
+
+        The job is final in the store only once all of that is done: whoever waits for it can
+        read the whole log and act on the workspace at once.
+        """
+        notes = []
+        drained = code is None or log_has_prompt(job.log_path, LOG_DRAIN_TIMEOUT)
+        if not drained and _disk_full(job.log_path):
+            notes.append("log truncated: no space left on the device")
         with contextlib.suppress(ControllerError, LuziaError, OSError):
-            self._backend(live.job).finished(live.job)
-        self._after_job(live.job, code)
+            self._backend(job).finished(job)
+        try:
+            workspace.ensure_post_task(job.workdir, job.id)
+        except LuziaError as exc:
+            log.warning("job %s: no workspace snapshot after the job: %s", job.id, exc)
+            notes.append(f"no workspace snapshot after the job: {exc}")
+        if state is None:
+            state = JobState.COMPLETED if code == 0 else JobState.FAILED
+        full_reason = "; ".join([reason, *notes])
+        self._record_end(_End(job, state, code, full_reason))
+
+    def _record_end(self, end: _End) -> None:
+        """Record an end; if the store cannot be written, keep it and try again on each tick."""
+        job = end.job
+        try:
+            recorded = self.store.transition(job.id, end.state, end.reason, exit_code=end.exit_code)
+        except StoreError as exc:
+            if job.id not in self._unrecorded:
+                log.error("job %s ended (%s) but cannot be recorded yet: %s", job.id, end, exc)
+            self._unrecorded[job.id] = end
+            return
+        self._unrecorded.pop(job.id, None)
+        self._events.put(("wake", "", None))
+        if recorded.state is end.state:
+            self._after_job(job, end.exit_code)
 
     def _after_job(self, job: Job, code: int | None) -> None:
-        """Record the workspace after the job and, if the project asks, commit the change.
-
-        Runs after the final state is recorded: until the post snapshot exists, ``luzia diff``
-        compares against the live workspace, which is the same tree once the job has ended.
-        """
+        """If the project asks for it, commit the job's change."""
+        settings = self.config.projects.get(job.project or "")
+        if code != 0 or settings is None or settings.commit is None:
+            return
         try:
-            if workspace.ensure_post_task(job.workdir, job.id) is None:
-                return
-            settings = self.config.projects.get(job.project or "")
-            if code != 0 or settings is None or settings.commit is None:
-                return
             branch = f"luzia/{job.id}" if settings.commit == "branch" else None
             sha = workspace.commit(job.workdir, job.id, branch=branch, task=job.task)
             where = branch or "the current branch"
@@ -265,12 +444,7 @@ class Engine:
             log.warning("job %s: no snapshot before the job: %s", job.id, exc)
             self.store.transition(job.id, JobState.STARTING, f"no workspace snapshot: {exc}")
 
-    def _finish(self, job: Job, code: int | None, why: str | None = None) -> None:
-        if code == 0:
-            self.store.transition(job.id, JobState.COMPLETED, "exited with code 0", exit_code=0)
-        else:
-            reason = why or f"exited with code {code}"
-            self.store.transition(job.id, JobState.FAILED, reason, exit_code=code)
+    # -- watching a pane --
 
     def _watch(
         self,
@@ -280,12 +454,11 @@ class Engine:
         *,
         resume: bool = False,
     ) -> _Live:
-        """Turn the pane's markers and the stream's end into queue events; no thread, no poll.
+        """Turn the pane's events into queue events; no thread, no poll.
 
         An interactive agent also gets a :class:`TurnWatcher` reporting its turns.
         """
-        tracker = controller.tracker
-        live = _Live(job, controller, prompts_before=tracker.prompts)
+        live = _Live(job, controller, profile)
         if profile is not None and profile.interactive:
             live.turns = TurnWatcher(
                 controller,
@@ -296,56 +469,38 @@ class Engine:
             )
         with self._live_lock:
             self._live[job.id] = live
-
-        def on_output(_data: bytes) -> None:  # runs in the reader thread, after the tracker
-            if not live.running_recorded and not tracker.at_prompt:
-                self._events.put(("started", job.id, ""))
-            if tracker.prompts > live.prompts_before:
-                live.prompts_before = tracker.prompts
-                self._events.put(("prompt", job.id, ""))
-
-        def on_event(name: str, args: list[str]) -> None:
-            if name == "exit" or (
-                name in ("window-close", "unlinked-window-close")
-                and args[:1] == [controller.window_id]
-            ):
-                self._events.put(("lost", job.id, ""))
-
-        controller.stream.subscribe(on_output)
-        controller.client.on_event(on_event)
-        if controller.client.closed.is_set():
-            self._events.put(("lost", job.id, ""))
+            for text, enter in self._early_inputs.pop(job.id, []):
+                if live.turns is not None:
+                    live.turns.submit(text, enter)
+        live.unsubscribe = _pane_hints(
+            controller, lambda kind, cause: self._events.put((kind, job.id, cause))
+        )
         return live
 
-    # -- scheduling --
+    # -- scheduling and starting --
 
     def _schedule(self) -> None:
         queued = self.store.list(state=JobState.QUEUED)
         if not queued:
             return
-        active = self.store.list(state=ACTIVE_STATES)
-        running = len(active)
-        per_project = collections.Counter(job.project for job in active)
-        busy = {job.workdir: job.id for job in active if job.agent}
         root_of = functools.cache(workspace.workspace_root)  # one git call per path per pass
-        for job in reversed(queued):  # oldest first
-            if running >= self.config.defaults.max_concurrent:
-                break
-            limit = self.config.max_concurrent_for(job.project)
-            if limit is not None and per_project[job.project] >= limit:
-                continue
-            if job.agent and (other := workspace.workspace_busy(job.workdir, busy, root=root_of)):
-                note = f"waiting: job {busy[other]} has an agent in this workspace"
-                if job.message != note:
-                    self.store.update(job.id, message=note)
-                continue
+        plan = scheduler.plan_starts(
+            list(reversed(queued)),  # oldest first
+            self.store.list(state=ACTIVE_STATES),
+            max_concurrent=self.config.defaults.max_concurrent,
+            project_limit=self.config.max_concurrent_for,
+            busy_with=lambda workdir, busy: workspace.workspace_busy(workdir, busy, root=root_of),
+        )
+        for job in queued:
+            note = plan.waiting.get(job.id)
+            if note is not None and job.message != note:
+                self.store.update(job.id, message=note)
+        for job in plan.start:
             claimed = self.store.transition(job.id, JobState.STARTING, "starting")
             if claimed.state is not JobState.STARTING:
                 continue  # killed or removed while queued
-            running += 1
-            per_project[job.project] += 1
-            if job.agent:
-                busy[job.workdir] = job.id
+            with self._live_lock:
+                self._starting[job.id] = threading.Event()
             self._pool.submit(self._start, claimed)
 
     def _start(self, job: Job) -> None:
@@ -354,14 +509,14 @@ class Engine:
             backend = self._backend(job)
             if backend.name != job.backend:
                 job = self.store.update(job.id, backend=backend.name)
-            profile = self.config.agent_profile(job.agent)
+            launch = read_launch(job.job_dir)
+            profile = launch.profile if launch else self.config.agent_profile(job.agent)
             pre = self._git.submit(workspace.pre_task, job.workdir, job.id)  # beside the start
             controller = backend.start(job, self.home, job_command(job, profile))
             job = self.store.update(job.id, **_pane_fields(controller))
-            controller.wait_for_shell_prompt(30)
-            if self.store.get(job.id).state in FINAL_STATES:  # killed while starting
-                backend.kill(job)
-                controller.detach()
+            controller.wait_for_shell_prompt(START_TIMEOUT)
+            if job.id in self._killing or self.store.get(job.id).state in FINAL_STATES:
+                controller.detach()  # a kill is under way: it ends the pane; run nothing
                 return
             self._note_snapshot(job, pre)
             live = self._watch(job, controller, profile)
@@ -371,23 +526,31 @@ class Engine:
         except (ControllerError, LuziaError, OSError) as exc:
             log.warning("job %s failed to start: %s", job.id, exc)
             if controller is not None:
-                with self._live_lock:
-                    self._live.pop(job.id, None)
-                controller.detach()
+                self._drop_live(job.id)
+                with contextlib.suppress(ControllerError):
+                    controller.detach()
+            with contextlib.suppress(ControllerError, LuziaError, OSError):
+                self._backend(job).kill(job)  # nothing half-started is left running
             self.store.transition(job.id, JobState.FAILED, f"could not start: {exc}")
         except Exception as exc:  # a bug: say so in the job, keep the engine alive
             log.exception("job %s: unexpected error while starting", job.id)
             self.store.transition(
                 job.id, JobState.FAILED, f"internal error while starting: {exc!r}"
             )
+        finally:
+            with self._live_lock:
+                started = self._starting.pop(job.id, None)
+            if started is not None:
+                started.set()
 
     def _backend(self, job: Job) -> Backend:
         name = job.backend
         if name == "auto":
             name = "docker" if self._docker_available() else "local"
-        if name not in self._backends:
-            self._backends[name] = DockerBackend() if name == "docker" else LocalBackend()
-        return self._backends[name]
+        with self._backends_lock:
+            if name not in self._backends:
+                self._backends[name] = DockerBackend() if name == "docker" else LocalBackend()
+            return self._backends[name]
 
     def _docker_available(self) -> bool:
         if self._docker_ok is None:
@@ -405,67 +568,145 @@ class Engine:
     def reconcile(self) -> None:
         """Find every job the store calls active; adopt its pane or record how it ended.
 
-        A job is never run twice: one caught while starting is failed, not restarted.
+        A job is never run twice: one caught while starting whose command provably never ran
+        goes back to the queue (its pane removed first); one that ran is adopted or judged.
         """
         for job in self.store.list(state=ACTIVE_STATES):
             try:
                 self._reconcile(job)
             except (ControllerError, LuziaError, OSError) as exc:
-                self.store.transition(
-                    job.id, JobState.FAILED, f"lost while the engine was away: {exc}"
-                )
+                log.warning("job %s: cannot reconcile yet: %s", job.id, exc)
+                self._unreconciled.add(job.id)
 
     def _reconcile(self, job: Job) -> None:
-        code = read_exit_code(job)
-        if code is not None:
-            self._finish(job, code)
-            return
         backend = self._backend(job)
-        pid = read_pid(job)
-        if pid is None and job.state is JobState.STARTING:
-            backend.kill(job)
-            self.store.transition(
-                job.id,
-                JobState.FAILED,
-                "the engine stopped while starting this job; it was not run",
-            )
-            return
+        if read_pid(job) is None and read_exit_code(job) is None:
+            backend.remove(job)  # act first: after this, its command can no longer start
+            if read_pid(job) is None:
+                _forget_attempt(job)
+                self.store.transition(
+                    job.id,
+                    JobState.QUEUED,
+                    "queued again: the engine stopped while starting it, before it ran",
+                    container_id=None,
+                    tmux_target=None,
+                )
+                return
         controller = backend.reattach(job)
         if controller is None:
-            place = "container" if backend.name == "docker" else "tmux server"
-            self.store.transition(
-                job.id, JobState.FAILED, f"its {place} disappeared while the engine was away"
-            )
+            verdict = decide(self._evidence(job, backend, _gone(job, backend)))
+            if verdict.ended:
+                self._end(None, job, verdict.exit_code, verdict.reason)
+            else:
+                self._reconnect_later(job)
             return
-        live = self._watch(job, controller, self.config.agent_profile(job.agent), resume=True)
+        launch = read_launch(job.job_dir)
+        profile = launch.profile if launch else self.config.agent_profile(job.agent)
+        live = self._watch(job, controller, profile, resume=True)
         live.running_recorded = True
         if live.turns is not None:
             live.turns.start()
         if job.state is JobState.STARTING:
-            reason = "running (adopted after an engine restart)"
-            self.store.transition(job.id, JobState.RUNNING, reason)
-        # Ended between the first look and the watch, or died without recording a status:
-        if read_exit_code(job) is not None or (pid and not backend.process_alive(job, pid)):
-            self._events.put(("lost", job.id, ""))
+            self.store.transition(job.id, JobState.RUNNING, "running (adopted after a restart)")
+        self._events.put(("ended", job.id, None))  # it may have ended while we were away
+
+    def _reconnect_later(self, job: Job) -> None:
+        """A job that may run on but whose pane cannot be reached now (Docker down): retry."""
+        log.warning("job %s: its pane cannot be reached now; trying again", job.id)
+        self._unreconciled.add(job.id)
+
+    def _retry_reconcile(self, job_id: str) -> None:
+        self._unreconciled.discard(job_id)
+        try:
+            job = self.store.get(job_id)
+            if job.state in ACTIVE_STATES:
+                self._reconcile(job)
+        except (ControllerError, LuziaError, OSError) as exc:
+            log.info("job %s: cannot reconcile yet: %s", job_id, exc)
+            self._unreconciled.add(job_id)
 
     # -- retention --
 
     def _sweep(self) -> None:
         """Remove the containers of jobs finished longer ago than ``retention``."""
-        retention = self.config.defaults.retention
         now = time.time()
-        if retention is None or now - self._last_sweep < 60:
+        if now - self._last_sweep < 60:
             return
         self._last_sweep = now
-        for job in self.store.list(state=FINAL_STATES):
-            if (
-                job.finished_at
-                and now - job.finished_at > retention
-                and (job.container_id or job.tmux_target)
-            ):
-                with contextlib.suppress(ControllerError, LuziaError):
-                    self._backend(job).remove(job)
-                    self.store.update(job.id, container_id=None, tmux_target=None)
+        finished = self.store.list(state=FINAL_STATES)
+        for job in scheduler.expired(finished, now=now, retention=self.config.defaults.retention):
+            with contextlib.suppress(ControllerError, LuziaError):
+                self._backend(job).remove(job)
+                self.store.update(job.id, container_id=None, tmux_target=None)
+
+
+def _pane_hints(
+    controller: TmuxController, hint: Callable[[str, str | None], None]
+) -> Callable[[], None]:
+    """Subscribe to what the pane says: ``started``, ``ended``, ``stopped``, ``lost`` (cause)."""
+    tracker = controller.tracker
+    prompts = [tracker.prompts]
+    started = [False]
+
+    def on_output(_data: bytes) -> None:  # runs in the reader thread, after the tracker
+        if not started[0] and not tracker.at_prompt:
+            started[0] = True
+            hint("started", None)
+        if tracker.prompts > prompts[0]:
+            prompts[0] = tracker.prompts
+            hint("stopped" if tracker.exit_code in STOP_SIGNALS else "ended", None)
+
+    def on_event(name: str, args: list[str]) -> None:
+        if name == "exit" or (
+            name in ("window-close", "unlinked-window-close") and args[:1] == [controller.window_id]
+        ):
+            hint("lost", None)
+
+    unsubscribe = controller.stream.subscribe(on_output)
+    controller.client.on_event(on_event)
+    if controller.client.closed.is_set():
+        hint("lost", None)
+    return unsubscribe
+
+
+def _process_stopped(backend: Backend, job: Job) -> bool:
+    """Whether the job's wrapper is stopped by a signal (state ``T`` in ``/proc/PID/stat``)."""
+    pid = read_pid(job)
+    if pid is None:
+        return False
+    try:
+        if isinstance(backend, DockerBackend):
+            stat = backend.read_in_container(job, f"/proc/{pid}/stat")
+        else:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ControllerError, LuziaError):
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["T"]
+
+
+def _gone(job: Job, backend: Backend) -> str | None:
+    """Why the job's pane is gone, for a person (``container 1a2b3c removed``)."""
+    if isinstance(backend, DockerBackend):
+        return backend.describe_container(job)
+    return None
+
+
+def _forget_attempt(job: Job) -> None:
+    """Clear what a start cut short left in the job directory, before the job runs again."""
+    from luzia.backends import PID_FILE
+    from luzia.paths import EXIT_CODE_FILE
+
+    for name in (PID_FILE, EXIT_CODE_FILE, job.log_path.name):
+        with contextlib.suppress(FileNotFoundError):
+            (job.job_dir / name).unlink()
+
+
+def _disk_full(path: Path) -> bool:
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
 
 
 def log_has_prompt(path: Path, timeout: float) -> bool:

@@ -282,8 +282,10 @@ class JobStore:
         agent: str | None = None,
         image: str | None = None,
         env: Mapping[str, str] | None = None,
+        files: Mapping[str, bytes] | None = None,
     ) -> Job:
-        """Record a new ``queued`` job, its first event and its directory with ``task.txt``.
+        """Record a new ``queued`` job, its first event and its directory with ``task.txt``
+        (and ``files``, by name: written before the row, so the engine never sees it without).
 
         The directory is written first and removed again if the row cannot be inserted, so a
         failure leaves nothing behind; a crash in between leaves at most an empty-handed directory
@@ -303,6 +305,8 @@ class JobStore:
                 raise self._unwritable(exc.strerror or str(exc)) from exc
             try:
                 (directory / TASK_FILE).write_bytes(data)
+                for name, content in (files or {}).items():
+                    (directory / name).write_bytes(content)
                 with self._write() as con:
                     row = (job_id, project, task, backend, mode, agent, str(workdir), image)
                     values = (*row, env_json, "dispatched", now, now)

@@ -16,6 +16,7 @@ from luzia.config import Config, Defaults
 from luzia.daemon import engine_status, start_engine, stop_engine
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.engine import Engine
+from luzia.errors import UsageError
 from luzia.jobs import JobState
 from tests.conftest import BACKENDS
 
@@ -111,7 +112,7 @@ def test_kill_stops_a_running_job(
     assert dispatcher.kill_job(job_id).state is JobState.KILLED
     job = dispatcher.wait_for_job(job_id, timeout=10)
     assert job.state is JobState.KILLED
-    with pytest.raises(Exception, match="no live pane"):
+    with pytest.raises(UsageError, match="it is killed"):
         dispatcher.send_input(job_id, "too late")
 
 
@@ -274,7 +275,7 @@ def test_container_removed_while_engine_down_is_failed_with_reason(
         engine = d.start_background_monitor()
         job = d.wait_for_job(job_id, timeout=30)
         assert job.state is JobState.FAILED
-        assert "disappeared" in (job.message or "")
+        assert "removed" in (job.message or "")
     finally:
         engine.stop()
         d.clean(all=True)
