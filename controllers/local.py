@@ -49,6 +49,8 @@ class LocalTmuxController(TmuxController):
         joined = self.socket_path.exists()
         self._prefix = [binary, "-S", str(self.socket_path)]
         process_env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+        if env and "PATH" in env:  # tmux gives a new session the client's PATH, not ``-e``'s
+            process_env["PATH"] = env["PATH"]
         argv = session_argv(
             self._prefix,
             session,

@@ -196,7 +196,8 @@ class DockerBackend(Backend):
         container = self._container(job)
         if container is None or container.status != "running":
             return False
-        return int(container.exec_run(["kill", "-0", str(pid)]).exit_code) == 0
+        probe = ["bash", "-c", f"kill -0 {pid}"]  # the image has no kill binary: bash's builtin
+        return int(container.exec_run(probe).exit_code) == 0
 
     def kill(self, job: Job) -> None:
         container = self._container(job)
@@ -301,10 +302,15 @@ class LocalBackend(Backend):
 
     def start(self, job: Job, home: Path, command: str) -> TmuxController:
         from controllers.local import LocalTmuxController
+        from luzia.launch import read_launch
 
         write_job_scripts(job, command)
+        env = dict(job.env)
+        launch = read_launch(job.job_dir)
+        if "PATH" not in env and launch is not None and launch.caller_path:
+            env["PATH"] = launch.caller_path  # the dispatcher's, not the engine's
         controller = LocalTmuxController(
-            local_socket(home, job.id), session=SESSION, cwd=job.workdir, env=dict(job.env)
+            local_socket(home, job.id), session=SESSION, cwd=job.workdir, env=env
         )
         controller.pipe_output(str(job.job_dir / LOG_FILE))
         return controller

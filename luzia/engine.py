@@ -330,6 +330,8 @@ class Engine:
             log.info("job %s: cannot tell whether it runs: %s", job.id, exc)
             alive = None
         stopped = bool(alive) and _process_stopped(backend, job)
+        if alive is False and gone is None:
+            gone = _gone(job, backend)
         return Evidence(alive=alive, exit_code=read_exit_code(job), stopped=stopped, gone=gone)
 
     def _reattach(self, live: _Live, backend: Backend) -> None:

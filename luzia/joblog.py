@@ -30,7 +30,7 @@ def _possible_marker_start(data: bytes) -> int:
     start = data.find(b"\x1b", max(0, len(data) - len(_ENDING)))
     while start != -1:  # the earliest candidate wins: ESC[?2004h then ESC]... is one ending
         tail = data[start:]
-        if _ENDING.startswith(tail) or PROMPT_MARK.startswith(tail):
+        if _ENDING.startswith(tail):
             return start
         start = data.find(b"\x1b", start + 1)
     return len(data)
@@ -40,8 +40,11 @@ class OutputWindow:
     """Cuts the job's own output out of the pane's bytes, fed in chunks of any size.
 
     Everything before the first start marker (the command line being typed) and from the
-    prompt marker that follows it (the shell back, and anything a person did later) is
-    dropped; a prompt reporting a stopped job (Ctrl-Z) only pauses the window until the job
+    prompt that follows it (the shell back, and anything a person did later) is dropped. The
+    prompt is readline's bracketed-paste switch followed by the prompt marker: a bare marker
+    printed by the job itself is the job's output, never its end (it still could print both,
+    and cut its own log short here; its recorded state is decided from the process). A
+    prompt reporting a stopped job (Ctrl-Z) only pauses the window until the job
     is resumed (``fg``: the next start marker). Bytes that might begin a marker are held
     back until the next chunk or ``flush``.
     """
@@ -62,14 +65,14 @@ class OutputWindow:
             self._state = "inside"
         if self._state != "inside":
             return b""
-        end = data.find(PROMPT_MARK)
+        end = data.find(_ENDING)
         if end >= 0:
-            out = data[:end].removesuffix(_PROMPT_PREFIX)
+            out = data[:end]
             close = data.find(b"\x07", end)
             if close < 0:  # the status is still to come
                 self._held = data[end:]
                 return out
-            status = data[end + len(PROMPT_MARK) : close]
+            status = data[end + len(_ENDING) : close]
             if status.isdigit() and int(status) in STOP_SIGNALS:
                 # Stopped (Ctrl-Z), not ended: skip the shell until the job is resumed.
                 self._state = "before"

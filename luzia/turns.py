@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from controllers.controller import TmuxController
-from controllers.errors import ControllerError
+from controllers.errors import ControllerError, InvalidInput, TmuxCommandError
 from luzia.agents import AgentProfile
 
 log = logging.getLogger("luzia.turns")
@@ -94,7 +94,11 @@ class TurnWatcher:
                 self.report("idle", self._wait_turn_end())
                 if self._wait_output_or_input(after=self.controller.stream.position):
                     text, enter = self._inputs.popleft()
-                    self._deliver(text, enter)
+                    try:
+                        self._deliver(text, enter)
+                    except (TmuxCommandError, InvalidInput) as exc:  # this input, not the pane
+                        log.warning("pane %s: input refused: %s", self.controller.pane_id, exc)
+                        continue
                     self.report("running", "working on a follow-up")
                 else:
                     self.report("running", "working")
@@ -148,7 +152,8 @@ class TurnWatcher:
         if not enter:
             self.controller.send_keys(text, enter=False)
             return
-        self.controller.paste(text)
+        if text:
+            self.controller.paste(text)
         for _ in range(1 + ENTER_RETRIES):
             self._wait_quiet(max(self.profile.delay_enter, 0.05), from_now=True)
             seen = self.controller.stream.position

@@ -316,7 +316,7 @@ def test_attach_detach_read_only_and_kill(
     done = luzia.run("wait", job_id)
     assert done.returncode == 137, (done.stdout, done.stderr)
     assert luzia.status(job_id)["state"] == "killed"
-    assert_one_error_line(luzia.run("send", job_id, "too late"), "it is completed", code=2)
+    assert_one_error_line(luzia.run("send", job_id, "too late"), "it is killed", code=2)
 
 
 def test_logs_follow_streams_until_the_end_and_send_types_into_the_job(

@@ -36,8 +36,8 @@ def dispatcher(home: Path) -> Iterator[ResponsiveDispatcher]:
     d = make_dispatcher(home)
     engine = d.start_background_monitor()
     yield d
-    engine.stop()
     d.clean(all=True)
+    engine.stop()
     d.close()
 
 
@@ -172,8 +172,8 @@ def test_killed_while_queued_never_starts(home: Path, workspace: Path) -> None:
         assert d.get_status(second).state is JobState.KILLED
         assert not (workspace / "should-not-exist").exists()
     finally:
-        engine.stop()
         d.clean(all=True)
+        engine.stop()
 
 
 def test_concurrency_limit_holds_jobs_in_queue(home: Path, workspace: Path) -> None:
@@ -187,8 +187,8 @@ def test_concurrency_limit_holds_jobs_in_queue(home: Path, workspace: Path) -> N
             assert before.finished_at is not None and after.started_at is not None
             assert after.started_at >= before.finished_at
     finally:
-        engine.stop()
         d.clean(all=True)
+        engine.stop()
 
 
 def test_one_engine_per_home(home: Path, dispatcher: ResponsiveDispatcher) -> None:
@@ -277,5 +277,5 @@ def test_container_removed_while_engine_down_is_failed_with_reason(
         assert job.state is JobState.FAILED
         assert "removed" in (job.message or "")
     finally:
-        engine.stop()
         d.clean(all=True)
+        engine.stop()

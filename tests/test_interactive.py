@@ -33,8 +33,8 @@ def dispatcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Resp
     d = ResponsiveDispatcher(home=tmp_path / "home", config=Config(agents={"fake": PROFILE}))
     engine = d.start_background_monitor()
     yield d
-    engine.stop()
     d.clean(all=True)
+    engine.stop()
     d.close()
 
 

@@ -45,8 +45,8 @@ def dispatcher(home: Path, repo: Path) -> Iterator[ResponsiveDispatcher]:
     d = make_dispatcher(home, repo)
     engine = d.start_background_monitor()
     yield d
-    engine.stop()
     d.clean(all=True)
+    engine.stop()
 
 
 def luzia(home: Path, d: ResponsiveDispatcher, *args: str) -> str:
@@ -128,8 +128,8 @@ def test_project_commit_protocol_commits_a_successful_job(
         assert "unsaved idea" in (repo / "notes.txt").read_text()
         assert git(repo, "status", "--porcelain", "notes.txt").strip() == "M notes.txt"
     finally:
-        engine.stop()
         d.clean(all=True)
+        engine.stop()
 
 
 def test_agent_jobs_take_turns_in_one_workspace(
@@ -176,5 +176,5 @@ def test_diff_of_a_workspace_that_is_not_a_repository(
         with pytest.raises(Exception, match="not in a git repository"):
             d.diff_job(job_id)
     finally:
-        engine.stop()
         d.clean(all=True)
+        engine.stop()

@@ -23,16 +23,18 @@ def kill(app: App, job_ids: tuple[str, ...], as_json: bool) -> None:
     state. Prints one line per job (--json: an array of the jobs after). An unknown JOB is
     reported and the others are still killed.
     """
-    from luzia.jobs import FINAL_STATES
+    from luzia.jobs import FINAL_STATES, JobState
     from luzia.render import to_json
 
     dispatcher = app.dispatcher()
     ended_before: set[str] = set()
 
     def kill_one(job_id: str) -> Job:
-        if (job := dispatcher.get_status(job_id)).state in FINAL_STATES:
-            ended_before.add(job.id)
-        return dispatcher.kill_job(job.id)
+        before = dispatcher.get_status(job_id)
+        job = dispatcher.kill_job(before.id)
+        if before.state in FINAL_STATES or job.state is not JobState.KILLED:
+            ended_before.add(job.id)  # it had ended, or ended by itself before the kill landed
+        return job
 
     done, code = each_job(job_ids, kill_one)
     if as_json:
