@@ -12,12 +12,11 @@ Two ways to get the same kind of image (tmux, bash, git, coreutils, a non-root `
 ``auto`` takes the Dockerfile when its base image is already present locally (pulling could hang
 on an unreachable registry), else the offline path; the result says which one ran.
 
-Command line: ``python -m controllers.image [--tag T] [--method auto|offline|dockerfile]``.
+Command line: ``luzia image build [--tag T] [--method auto|offline|dockerfile]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -25,19 +24,17 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tarfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any, Literal, NoReturn
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from controllers.docker_engine import docker_client, translate_docker_errors
 from controllers.errors import (
-    ControllerError,
     HostToolMissing,
     ImageBuildError,
     ImageNotFound,
@@ -703,39 +700,3 @@ def ensure_agent_image(
     if _inspect(client, tag) is None:
         build_agent_image(tag, method="auto", client=client)
     return tag
-
-
-# --------------------------------------------------------------------------- command line
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 1."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(1, f"{self.prog}: error: {message}\n")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _OneLineParser(
-        prog="python -m controllers.image",
-        description="Build the luzia agent image (offline from this host, or from the Dockerfile).",
-    )
-    parser.add_argument("--tag", default=DEFAULT_IMAGE, help=f"image tag (default {DEFAULT_IMAGE})")
-    parser.add_argument(
-        "--method",
-        default="auto",
-        choices=METHODS,
-        help="auto: the Dockerfile if its base image is here, else offline (default)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        result = build_agent_image(args.tag, method=args.method)
-    except ControllerError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
-    print(result.summary())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
