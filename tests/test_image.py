@@ -143,10 +143,10 @@ def test_unreachable_docker_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_missing_host_tool_names_program_and_package() -> None:
-    from controllers.image import _require_program
+    from controllers.image.host import require_program
 
     with pytest.raises(HostToolMissing, match=r"'no-such-tool-x'.*apt-get install no-such-pkg"):
-        _require_program("no-such-tool-x", "no-such-pkg")
+        require_program("no-such-tool-x", "no-such-pkg")
 
 
 # --------------------------------------------------------------------------- real containers
@@ -255,9 +255,9 @@ def test_dockerfile_without_base_image_fails_fast(client: docker.DockerClient) -
 def test_dockerfile_without_build_context_is_a_clear_error(
     client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import controllers.image
+    import controllers.image.build
 
-    monkeypatch.setattr(controllers.image, "AGENT_CONTEXT_DIR", tmp_path / "absent")
+    monkeypatch.setattr(controllers.image.build, "AGENT_CONTEXT_DIR", tmp_path / "absent")
     with pytest.raises(ControllerError, match=r"no Dockerfile at .*--method offline"):
         build_agent_image(
             f"luzia-agent:test-dockerfile-{RUN_ID}", method="dockerfile", client=client
