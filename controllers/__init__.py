@@ -4,24 +4,35 @@
 >>> with LocalTmuxController() as pane:            # doctest: +SKIP
 ...     pane.run("git status").exit_code
 0
+
+The names below are imported on first use, not with the package: ``luzia.errors`` imports
+``controllers.errors`` (the root of every error is there), and the ``luzia`` command must not pay
+for the tmux and Docker layers on every run.
 """
 
-from controllers.control_mode import ControlModeClient, PaneStream
-from controllers.controller import TmuxController
-from controllers.docker_tmux import DockerTmuxController
-from controllers.errors import (
-    CommandTimeout,
-    ConnectionLost,
-    ContainerGone,
-    ControllerError,
-    DockerUnavailable,
-    ImageNotFound,
-    InvalidInput,
-    TmuxCommandError,
-    TmuxNotFound,
-)
-from controllers.local import LocalTmuxController
-from controllers.shell import CommandResult
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from controllers.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from controllers.control_mode import ControlModeClient, PaneStream
+    from controllers.controller import TmuxController
+    from controllers.docker_tmux import DockerTmuxController
+    from controllers.errors import (
+        CommandTimeout,
+        ConnectionLost,
+        ContainerGone,
+        ControllerError,
+        DockerUnavailable,
+        ImageNotFound,
+        InvalidInput,
+        TmuxCommandError,
+        TmuxNotFound,
+    )
+    from controllers.local import LocalTmuxController
+    from controllers.shell import CommandResult
 
 __all__ = [
     "CommandResult",
@@ -40,3 +51,29 @@ __all__ = [
     "TmuxController",
     "TmuxNotFound",
 ]
+
+_HOMES = {
+    "ControlModeClient": "controllers.control_mode",
+    "PaneStream": "controllers.control_mode",
+    "TmuxController": "controllers.controller",
+    "DockerTmuxController": "controllers.docker_tmux",
+    "LocalTmuxController": "controllers.local",
+    "CommandResult": "controllers.shell",
+    **dict.fromkeys(
+        (
+            "CommandTimeout",
+            "ConnectionLost",
+            "ContainerGone",
+            "ControllerError",
+            "DockerUnavailable",
+            "ImageNotFound",
+            "InvalidInput",
+            "TmuxCommandError",
+            "TmuxNotFound",
+        ),
+        "controllers.errors",
+    ),
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

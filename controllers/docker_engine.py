@@ -48,8 +48,7 @@ def translate_docker_errors(
         ) from exc
     except docker.errors.ImageNotFound as exc:
         raise ImageNotFound(
-            f"{action}: image not found ({first_line(exc)}); build it with `luzia image build` "
-            "or `python -m controllers.image`"
+            f"{action}: image not found ({first_line(exc)}); build it with `luzia image build`"
         ) from exc
     except docker.errors.NotFound as exc:
         raise ContainerGone(f"{action}: {first_line(exc)}") from exc

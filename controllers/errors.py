@@ -1,4 +1,4 @@
-"""One exception hierarchy for the controller layer.
+"""One exception hierarchy for the controller layer, under the root of all of luzia's errors.
 
 Every failure a caller can act on has its own class, and its message names the fix.
 Backend errors (subprocess, Docker SDK) are translated into these at the boundary,
@@ -8,8 +8,19 @@ with ``raise ... from exc`` so the cause stays visible.
 from __future__ import annotations
 
 
-class ControllerError(Exception):
-    """Base of every error raised by ``controllers``."""
+class LuziaError(Exception):
+    """Base of every error raised by ``luzia`` and its ``controllers``: catch this one.
+
+    Defined here, not in ``luzia.errors`` (which re-exports it), because ``controllers`` never
+    imports ``luzia``. ``exit_code`` is what the ``luzia`` command exits with when the error
+    reaches it (click's habit: usage errors exit 2, the rest 1).
+    """
+
+    exit_code: int = 1
+
+
+class ControllerError(LuziaError):
+    """Base of every error raised by ``controllers``; the ``luzia`` command exits 1 on these."""
 
 
 class InvalidInput(ControllerError, ValueError):

@@ -11,7 +11,9 @@ it (the store, never Docker or rich).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from controllers.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from luzia.config import Config, Defaults, ProjectConfig
@@ -68,17 +70,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import an exported name from its module on first access, then keep it here."""
-    module_name = _HOMES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'luzia' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -3,6 +3,8 @@
 Every error a person can meet carries a one-line message that says what went wrong and how to
 fix it, and the exit code the CLI should end with (click's habit: usage errors exit 2). The CLI
 prints ``str(exc)`` and exits with ``exc.exit_code``; it never shows a traceback for these.
+``LuziaError`` is also the base of ``controllers.errors.ControllerError``, so catching it catches
+everything luzia and its controllers raise; it lives in ``controllers.errors`` for that reason.
 """
 
 from __future__ import annotations
@@ -10,14 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from controllers.errors import LuziaError as LuziaError
+
 if TYPE_CHECKING:
     from luzia.jobs import Job
-
-
-class LuziaError(Exception):
-    """Base of every error raised by ``luzia``."""
-
-    exit_code: int = 1
 
 
 class UsageError(LuziaError, ValueError):

@@ -114,20 +114,19 @@ def test_rootfs_tar_is_root_owned_sorted_and_without_setuid() -> None:
     assert "usr/bin/tmux" in by_name and "usr/lib/git-core/git-commit" in by_name
 
 
-def test_bad_method_on_the_command_line_is_one_line_and_exit_1() -> None:
+def test_bad_tag_on_the_command_line_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    env = {**os.environ, "LUZIA_HOME": str(tmp_path / "home"), "LUZIA_NO_AUTOSTART": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "controllers.image", "--method", "bogus"],
+        [sys.executable, "-m", "luzia", "image", "build", "-t", "Not A Tag", "--method", "offline"],
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
     assert proc.returncode == 1
     assert proc.stdout == ""
-    # Python's runpy warns when the ``controllers`` package already imported this module;
-    # that is about the package layout, not this command's error output.
-    lines = [line for line in proc.stderr.splitlines() if "<frozen runpy>" not in line]
-    assert len(lines) == 1, proc.stderr
-    assert "bogus" in lines[0] and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "Not A Tag" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_bad_method_and_tag_in_the_api_are_invalid_input() -> None:
@@ -144,10 +143,10 @@ def test_unreachable_docker_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_missing_host_tool_names_program_and_package() -> None:
-    from controllers.image import _require_program
+    from controllers.image.host import require_program
 
     with pytest.raises(HostToolMissing, match=r"'no-such-tool-x'.*apt-get install no-such-pkg"):
-        _require_program("no-such-tool-x", "no-such-pkg")
+        require_program("no-such-tool-x", "no-such-pkg")
 
 
 # --------------------------------------------------------------------------- real containers
@@ -256,9 +255,9 @@ def test_dockerfile_without_base_image_fails_fast(client: docker.DockerClient) -
 def test_dockerfile_without_build_context_is_a_clear_error(
     client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import controllers.image
+    import controllers.image.build
 
-    monkeypatch.setattr(controllers.image, "AGENT_CONTEXT_DIR", tmp_path / "absent")
+    monkeypatch.setattr(controllers.image.build, "AGENT_CONTEXT_DIR", tmp_path / "absent")
     with pytest.raises(ControllerError, match=r"no Dockerfile at .*--method offline"):
         build_agent_image(
             f"luzia-agent:test-dockerfile-{RUN_ID}", method="dockerfile", client=client

@@ -2,11 +2,12 @@
 
 One module per command (or small group of related ones), imported only when that command runs:
 ``luzia dispatch`` must start, record and exit in well under 150 ms, so nothing here imports rich,
-Docker, the controllers or the engine before a command needs them.
+Docker, the controllers (beyond ``controllers.errors``) or the engine before a command needs them.
 
-Errors: every ``LuziaError`` and ``ControllerError`` becomes one line, ``luzia: error: <message>``
-on stderr, and the error's exit code (1 for controller errors), never a traceback; usage errors
-are click's and exit 2; Ctrl-C exits 130 without a word. ``LUZIA_DEBUG=1`` shows tracebacks.
+Errors: every ``LuziaError`` (``ControllerError`` is one) becomes one line, ``luzia: error:
+<message>`` on stderr, and the error's exit code (1 for controller errors), never a traceback;
+usage errors are click's and exit 2; Ctrl-C exits 130 without a word. ``LUZIA_DEBUG=1`` shows
+tracebacks.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -96,16 +95,12 @@ def json_option(function: F) -> F:
 def error_exit_code(exc: BaseException) -> int | None:
     """The exit code for an error a person can act on; ``None`` for a bug (keep the traceback).
 
-    Controller errors are recognised without importing ``controllers``: if that module was
-    never imported, none of its errors can have been raised.
+    Controller errors are ``LuziaError`` too, and exit 1.
     """
     from luzia.errors import LuziaError
 
     if isinstance(exc, LuziaError):
         return exc.exit_code
-    controller_errors = sys.modules.get("controllers.errors")
-    if controller_errors is not None and isinstance(exc, controller_errors.ControllerError):
-        return 1
     if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
         return 1
     return None
