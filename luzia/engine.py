@@ -410,7 +410,9 @@ class Engine:
             recorded = self.store.transition(job.id, end.state, end.reason, exit_code=end.exit_code)
         except StoreError as exc:
             if job.id not in self._unrecorded:
-                log.error("job %s ended (%s) but cannot be recorded yet: %s", job.id, end.reason, exc)
+                log.error(
+                    "job %s ended (%s) but cannot be recorded yet: %s", job.id, end.reason, exc
+                )
             self._unrecorded[job.id] = end
             return
         self._unrecorded.pop(job.id, None)

@@ -22,6 +22,7 @@ from luzia.dispatcher import ResponsiveDispatcher
 from luzia.engine import Engine
 from luzia.errors import UsageError
 from luzia.jobs import JobState
+from luzia.workspace import WorkspaceChanged
 from tests.conftest import git
 
 MARKER_PROMPT_0 = r"printf '\033]7767;luzia;P;0\007'"
@@ -187,7 +188,7 @@ def test_revert_right_after_wait_never_takes_a_persons_edit(home: Path, agent_re
             )
             assert d.wait_for_job(job_id, timeout=30).state is JobState.COMPLETED
             (agent_repo / "made.txt").write_text(f"the person's edit {i}\n")
-            with pytest.raises(UsageError, match="changed"):
+            with pytest.raises(WorkspaceChanged):
                 d.revert_job(job_id)
             assert (agent_repo / "made.txt").read_text() == f"the person's edit {i}\n"
             git(agent_repo, "checkout", "-q", "--", ".")
