@@ -30,6 +30,7 @@ from luzia.paths import EXIT_CODE_FILE, LOG_FILE
 from luzia.proctree import (
     KILL_GRACE,
     KILL_WAIT,
+    PGROUP_FILE,
     TAG_VAR,
     alive_local,
     end_local,
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 
 JOB_MOUNT = "/luzia/job"
 """Where a container sees its job directory."""
+
+_CONTAINER_PGROUP = f"{JOB_MOUNT}/{PGROUP_FILE}"
 
 COMMAND_FILE = "command.sh"
 PID_FILE = "pid"
@@ -60,6 +63,8 @@ _RUN_HEAD = """\
 _RUN_BODY = f"""\
 dir=${{0%/*}}
 echo $$ > "$dir/pid"
+read -r stat < /proc/$$/stat && stat=(${{stat##*) }})
+(( stat[2] == $$ )) && echo "${{stat[2]}} ${{stat[3]}}" > "$dir/{PGROUP_FILE}"
 # The status's place, reserved now: at the end it is overwritten in place, so a full disk
 # cannot lose it.
 printf '%-{EXIT_CODE_WIDTH}s\\n' '' > "$dir/exit_code"
@@ -67,7 +72,7 @@ printf '%-{EXIT_CODE_WIDTH}s\\n' '' > "$dir/exit_code"
 trap : HUP INT TERM
 cd "$1" && bash "$dir/command.sh"
 status=$?
-{reaper_setup()}luzia_end "$LUZIA_JOB" "$luzia_grace"
+{reaper_setup()}luzia_end "$LUZIA_JOB" "$dir/{PGROUP_FILE}" "$luzia_grace"
 printf '%-{EXIT_CODE_WIDTH}d\\n' "$status" 1<> "$dir/exit_code"
 exit "$status"
 """
@@ -149,7 +154,9 @@ class Backend(ABC):
 
     @abstractmethod
     def finished(self, job: Job) -> None:
-        """The job's command ended: end what it left running, release what is not worth keeping."""
+        """The job's command ended: release what is not worth keeping, and end what it left
+        running unless ``run.sh`` did (a recorded exit status says so): a pane closed under it,
+        SIGKILL."""
 
     @abstractmethod
     def remove(self, job: Job) -> None:
@@ -244,7 +251,7 @@ class DockerBackend(Backend):
         if container is None or container.status != "running":
             return False
         with _docker_errors(f"cannot look inside container {container.short_id}"):
-            result = container.exec_run(reaper_argv("alive", job.id))
+            result = container.exec_run(reaper_argv("alive", job.id, _CONTAINER_PGROUP))
         return int(result.exit_code) == 0
 
     def kill(self, job: Job, grace: float = KILL_GRACE) -> None:
@@ -259,7 +266,7 @@ class DockerBackend(Backend):
         action = f"cannot kill container {container.short_id}"
         try:
             with _docker_errors(action):
-                container.exec_run(reaper_argv("end", job.id, grace))
+                container.exec_run(reaper_argv("end", job.id, _CONTAINER_PGROUP, grace))
                 container.kill()
         except BackendError:
             if _still_running(container):
@@ -272,6 +279,8 @@ class DockerBackend(Backend):
     def finished(self, job: Job) -> None:
         """End what the command left running (a daemon could go on writing to the workspace);
         keep the container and its tmux: a person may want to look inside (``luzia attach``)."""
+        if read_exit_code(job) is not None:
+            return
         container = self._container(job)
         if container is not None and container.status == "running":
             self._end_processes(container, job, KILL_GRACE)
@@ -280,7 +289,7 @@ class DockerBackend(Backend):
         self, container: docker.models.containers.Container, job: Job, grace: float
     ) -> None:
         with _docker_errors(f"cannot end the processes of job {job.id}"):
-            result = container.exec_run(reaper_argv("end", job.id, grace))
+            result = container.exec_run(reaper_argv("end", job.id, _CONTAINER_PGROUP, grace))
         if int(result.exit_code) != 0:
             output = bytes(result.output or b"").decode(errors="replace").strip()
             why = output.splitlines()[-1] if output else f"exit status {result.exit_code}"
@@ -407,14 +416,14 @@ class LocalBackend(Backend):
         return True
 
     def job_alive(self, job: Job) -> bool:
-        return alive_local(job.id)
+        return alive_local(job.id, _pgroup(job))
 
     def kill(self, job: Job, grace: float = KILL_GRACE) -> None:
         """End the job's processes, then its tmux server, then whatever the pane's hangup caught
         as it started (``run.sh`` tags itself first thing: a second look finds it)."""
-        end_local(job.id, grace)
+        end_local(job.id, _pgroup(job), grace)
         _kill_tmux_server(_socket_of(job))
-        end_local(job.id, grace)
+        end_local(job.id, _pgroup(job), grace)
 
     def remove(self, job: Job) -> None:
         self.kill(job)
@@ -423,7 +432,11 @@ class LocalBackend(Backend):
     def finished(self, job: Job) -> None:
         """End what the command left running and the job's tmux server: the workspace is on this
         host and the log holds the pane, so unlike a container there is nothing to inspect."""
-        self.remove(job)
+        if read_exit_code(job) is None:
+            end_local(job.id, _pgroup(job))
+        socket = _socket_of(job)
+        _kill_tmux_server(socket)
+        socket.unlink(missing_ok=True)
 
     def remove_orphans(self, home: Path, known_ids: set[str]) -> list[str]:
         removed = []
@@ -465,6 +478,10 @@ def _home_sockets(home: Path) -> list[tuple[Path, str]]:
         (path, path.name.removeprefix(prefix).removesuffix(".sock"))
         for path in local_socket(home, "").parent.glob(f"{prefix}*.sock")
     ]
+
+
+def _pgroup(job: Job) -> str:
+    return str(job.job_dir / PGROUP_FILE)
 
 
 def _socket_of(job: Job) -> Path:

@@ -11,6 +11,7 @@ import os
 import shlex
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from controllers.controller import TmuxController
 from controllers.docker_tmux import TMUX_SOCKET, DockerTmuxController
 from controllers.local import LocalTmuxController
 from controllers.pytest_plugin import in_ci
-from luzia.backends import Backend, DockerBackend, LocalBackend, read_exit_code
+from luzia.backends import Backend, DockerBackend, LocalBackend, read_exit_code, read_pid
 from luzia.errors import BackendError, LuziaError
 from luzia.jobs import Job
 from luzia.proctree import TAG_VAR, end_local
@@ -146,7 +147,7 @@ def daemons_task(backend: str, then: str) -> tuple[str, list[str]]:
         kinds["session"] = "setsid sh -c {loop} {marker} >/dev/null 2>&1 &"
     lines, markers = [], []
     for kind, template in kinds.items():
-        marker = f"luzia-daemon-{kind}"
+        marker = f"luzia-daemon-{kind}-{uuid.uuid4().hex[:8]}"
         loop = shlex.quote(LOOP.format(out=f"{kind}.out"))
         lines.append(template.format(loop=loop, marker=marker))
         markers.append(marker)
@@ -167,6 +168,30 @@ def test_daemons_are_ended_before_the_job_records_its_end(
     assert not run.backend.job_alive(run.job)
     run.backend.finished(run.job)  # nothing left: a no-op that must not fail
     if backend_name == "docker":  # the container and its tmux stay for inspection
+        assert run.controller.is_alive()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_finished_ends_the_daemons_of_a_job_whose_run_sh_was_killed(
+    launch: Callable[[str, str], Started], backend_name: str
+) -> None:
+    task, markers = daemons_task(backend_name, "kill -KILL $PPID")  # run.sh: it cannot clean up
+    run = launch(backend_name, task)
+    run.wait_for_files("started")
+    run.wait_for(
+        lambda: (
+            (pid := read_pid(run.job)) is not None and not run.backend.process_alive(run.job, pid)
+        ),
+        "run.sh's death",
+    )
+    assert read_exit_code(run.job) is None
+    assert all(run.running(m) for m in markers)  # left behind, so far
+
+    run.backend.finished(run.job)
+
+    assert [p for m in markers for p in run.running(m)] == []
+    assert not run.backend.job_alive(run.job)
+    if backend_name == "docker":
         assert run.controller.is_alive()
 
 
