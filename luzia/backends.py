@@ -8,6 +8,7 @@ comes back, so the result survives an engine that is not there to see it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
@@ -16,15 +17,26 @@ import subprocess
 import tempfile
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controllers.errors import ControllerError
 from luzia.agents import AgentProfile
 from luzia.config import agent_command
-from luzia.errors import LuziaError
+from luzia.errors import BackendError, LuziaError
 from luzia.jobs import Job
 from luzia.paths import EXIT_CODE_FILE, LOG_FILE
+from luzia.proctree import (
+    KILL_GRACE,
+    KILL_WAIT,
+    PGROUP_FILE,
+    TAG_VAR,
+    alive_local,
+    end_local,
+    reaper_argv,
+    reaper_setup,
+)
 
 if TYPE_CHECKING:
     import docker
@@ -34,20 +46,45 @@ if TYPE_CHECKING:
 JOB_MOUNT = "/luzia/job"
 """Where a container sees its job directory."""
 
+_CONTAINER_PGROUP = f"{JOB_MOUNT}/{PGROUP_FILE}"
+
 COMMAND_FILE = "command.sh"
 PID_FILE = "pid"
 RUN_FILE = "run.sh"
 SESSION = "luzia"
 
-_RUN_SCRIPT = """\
-# Written by luzia: runs the job's command in the workspace ($1), records its exit status.
-dir=${0%/*}
+EXIT_CODE_WIDTH = 10
+"""The exit status is written padded to this width, over a blank line of the same size."""
+
+_RUN_HEAD = """\
+# Written by luzia: runs the job's command in the workspace ($1), ends every process it left
+# behind, then records its exit status.
+"""
+_RUN_BODY = f"""\
+dir=${{0%/*}}
 echo $$ > "$dir/pid"
+read -r stat < /proc/$$/stat && stat=(${{stat##*) }})
+(( stat[2] == $$ )) && echo "${{stat[2]}} ${{stat[3]}}" > "$dir/{PGROUP_FILE}"
+# The status's place, reserved now: at the end it is overwritten in place, so a full disk
+# cannot lose it.
+printf '%-{EXIT_CODE_WIDTH}s\\n' '' > "$dir/exit_code"
+# Outlive a hangup, Ctrl-C or SIGTERM (the command still gets them) to clean up after it.
+trap : HUP INT TERM
 cd "$1" && bash "$dir/command.sh"
 status=$?
-printf '%d\\n' "$status" > "$dir/exit_code.tmp" && mv -f "$dir/exit_code.tmp" "$dir/exit_code"
+{reaper_setup()}luzia_end "$LUZIA_JOB" "$dir/{PGROUP_FILE}" "$luzia_grace"
+printf '%-{EXIT_CODE_WIDTH}d\\n' "$status" 1<> "$dir/exit_code"
 exit "$status"
 """
+
+
+def run_script(job: Job) -> str:
+    """``run.sh``: tags every process of the job (see ``luzia.proctree``), runs the command, ends
+    whatever it left running, then records the status: "ended" means nothing of it is left."""
+    tag = f"{TAG_VAR}={shlex.quote(job.id)}"
+    # Again with the tag in the environment it starts with (what /proc shows), same pid.
+    again = f'[[ ${{{TAG_VAR}-}} == {shlex.quote(job.id)} ]] || {tag} exec bash "$0" "$@"\n'
+    return f"{_RUN_HEAD}{again}{_RUN_BODY}"
 
 
 def job_command(job: Job, profile: AgentProfile | None) -> str:
@@ -62,11 +99,12 @@ def job_command(job: Job, profile: AgentProfile | None) -> str:
 def write_job_scripts(job: Job, command: str) -> None:
     """``command.sh`` (what the job runs) and ``run.sh`` (runs it, records its exit status)."""
     (job.job_dir / COMMAND_FILE).write_text(command + "\n")
-    (job.job_dir / RUN_FILE).write_text(_RUN_SCRIPT)
+    (job.job_dir / RUN_FILE).write_text(run_script(job))
 
 
 def read_exit_code(job: Job) -> int | None:
-    """The status ``run.sh`` recorded, or ``None`` while the command has not ended."""
+    """The status ``run.sh`` recorded, or ``None`` while the command has not ended (the file is
+    blank from the start until then)."""
     try:
         return int((job.job_dir / EXIT_CODE_FILE).read_text().strip())
     except (FileNotFoundError, ValueError):
@@ -104,19 +142,29 @@ class Backend(ABC):
 
     @abstractmethod
     def job_alive(self, job: Job) -> bool:
-        """Whether any process of the job's command still runs."""
+        """Whether any process of the job (``run.sh``, its command, what they started) runs."""
 
     @abstractmethod
-    def kill(self, job: Job) -> None:
-        """Stop everything the job runs; keep what a person may inspect."""
+    def kill(self, job: Job, grace: float = KILL_GRACE) -> None:
+        """SIGTERM every process of the job, SIGKILL what outlives ``grace``; return once none is
+        left (``BackendError`` if that cannot be done). Keep what a person may inspect.
+
+        A job that already ended loses only what it left running.
+        """
 
     @abstractmethod
     def finished(self, job: Job) -> None:
-        """The job ended: release what is not worth keeping."""
+        """The job's command ended: release what is not worth keeping, and end what it left
+        running unless ``run.sh`` did (a recorded exit status says so): a pane closed under it,
+        SIGKILL."""
 
     @abstractmethod
     def remove(self, job: Job) -> None:
-        """Remove every trace outside the job directory."""
+        """End everything of the job and remove every trace outside the job directory."""
+
+    @abstractmethod
+    def remove_orphans(self, home: Path, known_ids: set[str]) -> list[str]:
+        """End and remove the panes of ``home``'s jobs not in ``known_ids``; return their names."""
 
     @abstractmethod
     def attach_command(self, job: Job, read_only: bool) -> list[str]:
@@ -199,23 +247,79 @@ class DockerBackend(Backend):
         probe = ["bash", "-c", f"kill -0 {pid}"]  # the image has no kill binary: bash's builtin
         return int(container.exec_run(probe).exit_code) == 0
 
-    def kill(self, job: Job) -> None:
+    def job_alive(self, job: Job) -> bool:
         container = self._container(job)
-        if container is not None and container.status == "running":
-            from controllers.docker_engine import translate_docker_errors
+        if container is None or container.status != "running":
+            return False
+        with _docker_errors(f"cannot look inside container {container.short_id}"):
+            result = container.exec_run(reaper_argv("alive", job.id, _CONTAINER_PGROUP))
+        return int(result.exit_code) == 0
 
-            with translate_docker_errors(f"cannot kill container {container.short_id}"):
+    def kill(self, job: Job, grace: float = KILL_GRACE) -> None:
+        """The reaper inside gives the job ``grace`` to exit on SIGTERM; then killing the
+        container ends everything in it. A job that ended keeps its container."""
+        container = self._container(job)
+        if container is None or container.status != "running":
+            return
+        if read_exit_code(job) is not None:
+            self._end_processes(container, job, grace)
+            return
+        action = f"cannot kill container {container.short_id}"
+        try:
+            with _docker_errors(action):
+                container.exec_run(reaper_argv("end", job.id, _CONTAINER_PGROUP, grace))
                 container.kill()
+        except BackendError:
+            if _still_running(container):
+                raise
+        with _docker_errors(action):
+            container.wait(condition="not-running", timeout=KILL_WAIT + 30)
+        if _still_running(container):
+            raise BackendError(f"{action}: it still runs after SIGKILL")
 
     def finished(self, job: Job) -> None:
-        """Keep the container: a person may want to look inside it (``luzia attach``)."""
+        """End what the command left running (a daemon could go on writing to the workspace);
+        keep the container and its tmux: a person may want to look inside (``luzia attach``)."""
+        if read_exit_code(job) is not None:
+            return
+        container = self._container(job)
+        if container is not None and container.status == "running":
+            self._end_processes(container, job, KILL_GRACE)
+
+    def _end_processes(
+        self, container: docker.models.containers.Container, job: Job, grace: float
+    ) -> None:
+        with _docker_errors(f"cannot end the processes of job {job.id}"):
+            result = container.exec_run(reaper_argv("end", job.id, _CONTAINER_PGROUP, grace))
+        if int(result.exit_code) != 0:
+            output = bytes(result.output or b"").decode(errors="replace").strip()
+            why = output.splitlines()[-1] if output else f"exit status {result.exit_code}"
+            raise BackendError(f"cannot end the processes of job {job.id}: {why}")
 
     def remove(self, job: Job) -> None:
         from controllers.container import remove_container
 
         container = self._container(job)
         if container is not None:
-            remove_container(container)
+            with _docker_errors(f"cannot remove the container of job {job.id}"):
+                remove_container(container)
+
+    def orphans(self, home: Path, known_ids: set[str]) -> list[docker.models.containers.Container]:
+        """This home's containers whose job the store does not know (a crash between creating
+        the container and recording it, a store reset)."""
+        with _docker_errors("cannot list luzia's containers"):
+            found = self.client.containers.list(all=True, filters={"label": f"luzia.home={home}"})
+        return [c for c in found if c.labels.get("luzia.job") not in known_ids]
+
+    def remove_orphans(self, home: Path, known_ids: set[str]) -> list[str]:
+        from controllers.container import remove_container
+
+        removed = []
+        for container in self.orphans(home, known_ids):
+            with _docker_errors(f"cannot remove container {container.short_id}"):
+                remove_container(container)
+            removed.append(str(container.name))
+        return removed
 
     def attach_command(self, job: Job, read_only: bool) -> list[str]:
         from controllers.docker_tmux import TMUX_SOCKET
@@ -257,10 +361,6 @@ class DockerBackend(Backend):
             TMUX_SOCKET,
         ]
 
-    def job_alive(self, job: Job) -> bool:
-        pid = read_pid(job)
-        return pid is not None and self.process_alive(job, pid)
-
     def read_in_container(self, job: Job, path: str) -> str:
         """A small file inside the job's running container (e.g. ``/proc/PID/stat``)."""
         container = self._container(job)
@@ -286,13 +386,16 @@ class DockerBackend(Backend):
         """The job's container, by recorded id, else by label (a start cut short)."""
         import docker.errors
 
-        try:
-            if job.container_id:
-                return self.client.containers.get(job.container_id)
-            found = self.client.containers.list(all=True, filters={"label": f"luzia.job={job.id}"})
-            return found[0] if found else None
-        except docker.errors.NotFound:
-            return None
+        with _docker_errors(f"cannot find the container of job {job.id}"):
+            try:
+                if job.container_id:
+                    return self.client.containers.get(job.container_id)
+                found = self.client.containers.list(
+                    all=True, filters={"label": f"luzia.job={job.id}"}
+                )
+                return found[0] if found else None
+            except docker.errors.NotFound:
+                return None
 
 
 class LocalBackend(Backend):
@@ -340,27 +443,37 @@ class LocalBackend(Backend):
         return True
 
     def job_alive(self, job: Job) -> bool:
-        pid = read_pid(job)
-        return pid is not None and self.process_alive(job, pid)
+        return alive_local(job.id, _pgroup(job))
 
-    def kill(self, job: Job) -> None:
-        if job.tmux_target and Path(job.tmux_target).exists():
-            subprocess.run(
-                ["tmux", "-S", job.tmux_target, "kill-server"],
-                capture_output=True,
-                check=False,
-                timeout=10,
-            )
+    def kill(self, job: Job, grace: float = KILL_GRACE) -> None:
+        """End the job's processes, then its tmux server, then whatever the pane's hangup caught
+        as it started (``run.sh`` tags itself first thing: a second look finds it)."""
+        end_local(job.id, _pgroup(job), grace)
+        _kill_tmux_server(_socket_of(job))
+        end_local(job.id, _pgroup(job), grace)
 
     def remove(self, job: Job) -> None:
         self.kill(job)
-        if job.tmux_target:
-            Path(job.tmux_target).unlink(missing_ok=True)
+        _socket_of(job).unlink(missing_ok=True)
 
     def finished(self, job: Job) -> None:
-        """End the job's tmux server: the workspace is on this host and the log holds the pane,
-        so unlike a container there is nothing left in it to inspect."""
-        self.remove(job)
+        """End what the command left running and the job's tmux server: the workspace is on this
+        host and the log holds the pane, so unlike a container there is nothing to inspect."""
+        if read_exit_code(job) is None:
+            end_local(job.id, _pgroup(job))
+        socket = _socket_of(job)
+        _kill_tmux_server(socket)
+        socket.unlink(missing_ok=True)
+
+    def remove_orphans(self, home: Path, known_ids: set[str]) -> list[str]:
+        removed = []
+        for socket, job_id in _home_sockets(home):
+            if job_id not in known_ids:
+                end_local(job_id)
+                _kill_tmux_server(socket)
+                socket.unlink(missing_ok=True)
+                removed.append(socket.name)
+        return removed
 
     def attach_command(self, job: Job, read_only: bool) -> list[str]:
         if not job.tmux_target or not Path(job.tmux_target).exists():
@@ -378,8 +491,42 @@ def local_socket(home: Path, job_id: str) -> Path:
     """A short socket path (sockets are limited to ~107 bytes), private to this user and home."""
     base = Path(tempfile.gettempdir()) / f"luzia-{os.getuid()}"
     base.mkdir(mode=0o700, exist_ok=True)
-    tag = hashlib.sha1(str(home).encode()).hexdigest()[:10]
-    return base / f"{tag}-{job_id}.sock"
+    return base / f"{_home_tag(home)}-{job_id}.sock"
+
+
+def _home_tag(home: Path) -> str:
+    return hashlib.sha1(str(home).encode()).hexdigest()[:10]
+
+
+def _home_sockets(home: Path) -> list[tuple[Path, str]]:
+    """The tmux sockets of ``home``'s jobs, with their job ids."""
+    prefix = f"{_home_tag(home)}-"
+    return [
+        (path, path.name.removeprefix(prefix).removesuffix(".sock"))
+        for path in local_socket(home, "").parent.glob(f"{prefix}*.sock")
+    ]
+
+
+def _pgroup(job: Job) -> str:
+    return str(job.job_dir / PGROUP_FILE)
+
+
+def _socket_of(job: Job) -> Path:
+    """Where the job's tmux server listens; found from its directory if a start cut short
+    never recorded it (``jobs/<id>`` under the home)."""
+    if job.tmux_target:
+        return Path(job.tmux_target)
+    return local_socket(job.job_dir.parent.parent, job.id)
+
+
+def _kill_tmux_server(socket: Path) -> None:
+    if socket.exists():
+        subprocess.run(
+            ["tmux", "-S", str(socket), "kill-server"],
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
 
 
 def _share_job_dir(job: Job) -> None:
@@ -388,6 +535,24 @@ def _share_job_dir(job: Job) -> None:
     if os.getuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
         for path in (job.job_dir, *job.job_dir.iterdir()):
             os.chown(path, st.st_uid, st.st_gid)
+
+
+@contextlib.contextmanager
+def _docker_errors(action: str) -> Iterator[None]:
+    """Docker SDK failures during ``action`` as ``BackendError`` (a ``LuziaError``)."""
+    from controllers.docker_engine import translate_docker_errors
+
+    try:
+        with translate_docker_errors(action):
+            yield
+    except ControllerError as exc:
+        raise BackendError(str(exc)) from exc
+
+
+def _still_running(container: docker.models.containers.Container) -> bool:
+    with _docker_errors(f"cannot inspect container {container.short_id}"):
+        container.reload()
+    return bool(container.status == "running")
 
 
 def backend_for(name: str, docker_client: docker.DockerClient | None = None) -> Backend:

@@ -28,6 +28,7 @@ from typing import Any
 
 from luzia.errors import LuziaError, StoreError
 from luzia.paths import home_tag, runtime_dir
+from luzia.proctree import TAG_VAR
 
 LOCK_FILE = "engine.lock"
 INFO_FILE = "engine.json"
@@ -130,7 +131,8 @@ def start_engine(home: Path, *, wait: float = 5.0) -> EngineStatus:
 def spawn_engine(home: Path) -> None:
     """Launch ``python -m luzia.engine`` in its own session, logging to ``engine.log``.
 
-    Returns at once. If two processes race here, the loser's engine exits on the lock.
+    Returns at once. If two processes race here, the loser's engine exits on the lock. Started
+    from inside a job, it does not carry that job's tag: killing the job must not kill it.
     """
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -147,6 +149,7 @@ def spawn_engine(home: Path) -> None:
             stderr=log,
             start_new_session=True,
             close_fds=True,
+            env={k: v for k, v in os.environ.items() if k != TAG_VAR},
         )
 
 

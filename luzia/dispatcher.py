@@ -363,12 +363,24 @@ class ResponsiveDispatcher:
         return job
 
     def clean(self, *, all: bool = False) -> list[str]:
-        """Remove every finished job (``all``: every job) with its container; return their ids."""
+        """Remove every finished job (``all``: every job) with its container; return their ids.
+
+        ``all`` also removes this home's containers and tmux servers whose job is no longer in
+        the store (a crash between creating one and recording it).
+        """
         states = None if all else FINAL_STATES
         removed = []
         for job in self.store.list(state=states):
             self.remove_job(job.id, force=all)
             removed.append(job.id)
+        if all:
+            from luzia.backends import backend_for
+            from luzia.errors import LuziaError
+
+            known = {job.id for job in self.store.list()}
+            for name in ("local", "docker"):
+                with contextlib.suppress(LuziaError):  # no Docker Engine: no containers either
+                    backend_for(name).remove_orphans(self.home, known)
         return removed
 
     def ensure_engine(self) -> None:

@@ -551,6 +551,9 @@ class Engine:
         name = job.backend
         if name == "auto":
             name = "docker" if self._docker_available() else "local"
+        return self._backends_by_name(name)
+
+    def _backends_by_name(self, name: str) -> Backend:
         with self._backends_lock:
             if name not in self._backends:
                 self._backends[name] = DockerBackend() if name == "docker" else LocalBackend()
@@ -575,6 +578,15 @@ class Engine:
         A job is never run twice: one caught while starting whose command provably never ran
         goes back to the queue (its pane removed first); one that ran is adopted or judged.
         """
+        known = {job.id for job in self.store.list()}
+        for name in ("local", "docker") if self._docker_available() else ("local",):
+            try:
+                removed = self._backends_by_name(name).remove_orphans(self.home, known)
+            except LuziaError as exc:
+                log.warning("cannot look for orphaned %s panes: %s", name, exc)
+                continue
+            for what in removed:
+                log.info("removed %s: its job is not in the store", what)
         for job in self.store.list(state=ACTIVE_STATES):
             try:
                 self._reconcile(job)

@@ -68,3 +68,8 @@ class WaitTimeout(LuziaError, TimeoutError):
     def __init__(self, job: Job, timeout: float) -> None:
         super().__init__(f"job {job.id} is still {job.state} after {timeout:g} s")
         self.job = job
+
+
+class BackendError(LuziaError):
+    """A job's backend cannot do what was asked: Docker unreachable, a process that survives
+    SIGKILL. Nothing was changed that the message does not say."""
