@@ -227,9 +227,9 @@ class Engine:
             job = self.store.get(job.id)
             if job.state in FINAL_STATES:
                 return job
+            code = read_exit_code(job)  # before acting: what run.sh records during it is ours
             self._backend(job).kill(job)  # act: raises, and nothing is recorded
             live = self._drop_live(job.id)
-            code = read_exit_code(job)
             if code is not None:  # it ended by itself just before
                 verdict = decide(Evidence(alive=False, exit_code=code))
                 self._end(live, job, verdict.exit_code, verdict.reason)
