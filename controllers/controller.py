@@ -50,17 +50,32 @@ def session_argv(
     """``tmux -C`` argv that starts (or joins) ``session`` with our shell in its first pane.
 
     Options that must hold before the pane exists (``history-limit``) are set in the same
-    invocation, ahead of ``new-session``.
+    invocation, ahead of ``new-session``. The commands are separated by ``;`` arguments
+    and no other argument ends in ``;`` (see :func:`session_commands`).
     """
     argv = [*prefix, "-u", "-f", "/dev/null", "-C"]
     argv += ["set-option", "-g", "history-limit", str(history_limit), ";"]
     argv += ["set-option", "-g", "default-terminal", "tmux-256color", ";"]
-    argv += ["new-session", "-A", "-s", session, "-x", str(width), "-y", str(height)]
+    command = ["new-session", "-A", "-s", session, "-x", str(width), "-y", str(height)]
     if cwd:
-        argv += ["-c", cwd]
+        command += ["-c", cwd]
     for key, value in {**SHELL_ENV, **env}.items():
-        argv += ["-e", f"{key}={value}"]
-    return [*argv, *SHELL_ARGV]
+        command += ["-e", f"{key}={value}"]
+    return [*argv, *(_argv_escape(arg) for arg in [*command, *SHELL_ARGV])]
+
+
+def session_commands(argv: Sequence[str]) -> int:
+    """How many tmux commands an argv made by :func:`session_argv` carries.
+
+    tmux answers each with a block of its own; the control client waits for them all
+    before it sends anything (see :class:`~controllers.ControlModeClient`).
+    """
+    return argv.count(";") + 1
+
+
+def _argv_escape(arg: str) -> str:
+    """``arg`` as tmux reads it back from its argv: a trailing ``;`` would end the command."""
+    return arg[:-1] + "\\;" if arg.endswith(";") else arg
 
 
 def typing_commands(target: str, text: str) -> list[str]:

@@ -17,7 +17,7 @@ from controllers.container import (
     remove_container,
 )
 from controllers.control_mode import ControlModeClient
-from controllers.controller import TmuxController, session_argv
+from controllers.controller import TmuxController, session_argv, session_commands
 from controllers.docker_engine import docker_client, translate_docker_errors
 from controllers.errors import ContainerGone, ControllerError, DockerUnavailable
 
@@ -84,7 +84,9 @@ class DockerTmuxController(TmuxController):
             history_limit=history_limit,
         )
         client = ControlModeClient(
-            argv, env={k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+            argv,
+            env={k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")},
+            startup_commands=session_commands(argv),
         )
         super().__init__(client, session, owned=owned, joined=joined)
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from controllers.control_mode import ControlModeClient
-from controllers.controller import TmuxController, session_argv
+from controllers.controller import TmuxController, session_argv, session_commands
 from controllers.errors import ControllerError, TmuxNotFound
 
 
@@ -58,7 +58,7 @@ class LocalTmuxController(TmuxController):
             env=env or {},
             history_limit=history_limit,
         )
-        client = ControlModeClient(argv, env=process_env)
+        client = ControlModeClient(argv, env=process_env, startup_commands=session_commands(argv))
         try:
             super().__init__(client, session, owned=not joined, joined=joined)
         except ControllerError:
