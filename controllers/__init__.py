@@ -20,11 +20,25 @@ from controllers.errors import (
     TmuxCommandError,
     TmuxNotFound,
 )
+from controllers.events import (
+    CommandEnded,
+    CommandStarted,
+    CommandStopped,
+    Listener,
+    Output,
+    PaneEvent,
+    PaneLost,
+    PromptRedrawn,
+    TitleChanged,
+)
 from controllers.local import LocalTmuxController
 from controllers.shell import CommandResult
 
 __all__ = [
+    "CommandEnded",
     "CommandResult",
+    "CommandStarted",
+    "CommandStopped",
     "CommandTimeout",
     "ConnectionLost",
     "ContainerGone",
@@ -34,8 +48,14 @@ __all__ = [
     "DockerUnavailable",
     "ImageNotFound",
     "InvalidInput",
+    "Listener",
     "LocalTmuxController",
+    "Output",
+    "PaneEvent",
+    "PaneLost",
     "PaneStream",
+    "PromptRedrawn",
+    "TitleChanged",
     "TmuxCommandError",
     "TmuxController",
     "TmuxNotFound",

@@ -13,7 +13,7 @@ import re
 import shlex
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -25,6 +25,7 @@ from controllers.control_mode import (
     quote,
 )
 from controllers.errors import CommandTimeout, ConnectionLost, ControllerError, InvalidInput
+from controllers.events import EventLog, Listener, Output, PaneLost
 from controllers.shell import SHELL_ARGV, SHELL_ENV, CommandResult, ShellTracker
 
 SEND_CHUNK = 1024
@@ -135,6 +136,7 @@ class TmuxController:
         self.client = client
         self.session = session
         self.owned = owned
+        self._ending: tuple[str, bool] | None = None
         try:
             info = client.command(
                 "display-message",
@@ -147,10 +149,23 @@ class TmuxController:
             raise self._lost(exc) from exc
         self.window_id, self.pane_id, current = [*info[0].split(" ", 2), "", ""][:3]
         self.stream: PaneStream = client.stream(self.pane_id)
-        self.tracker = ShellTracker(self.stream.cond)
-        self.stream.subscribe(self.tracker.feed, replay=True)
+        self.tracker = ShellTracker(self.stream.cond, self.pane_id)
+        self._events = EventLog(self.stream.cond)
+        self.stream.subscribe(self._on_output, replay=True)
         client.on_event(self._on_event)
         self._probe_prompt = joined and current == "bash"
+
+    # -- events --
+
+    def subscribe(self, listener: Listener, *, replay: bool = False) -> Callable[[], None]:
+        """Call ``listener`` with this pane's events; returns a function that unsubscribes.
+
+        Listeners run in the reader thread, one event at a time, in stream order: an
+        :class:`~controllers.Output` chunk comes before the shell and title events found
+        in it. The last event is one :class:`~controllers.PaneLost`. ``replay`` first
+        hands over the events since attaching (the latest, up to a megabyte of output).
+        """
+        return self._events.subscribe(listener, replay=replay)
 
     # -- input --
 
@@ -369,6 +384,7 @@ class TmuxController:
 
     def detach(self) -> None:
         """Stop talking to tmux; the server, pane and programs go on running."""
+        self._closing("detached by its controller", stream_only=True)
         self.client.close()
 
     def kill(self) -> None:
@@ -435,9 +451,39 @@ class TmuxController:
                 )
         self._check_alive()
 
+    def _on_output(self, data: bytes) -> None:
+        """A chunk of the pane's output (reader thread, under the stream's lock)."""
+        self._events.emit([Output(self.pane_id, data=data), *self.tracker.feed(data)])
+
     def _on_event(self, name: str, args: list[str]) -> None:
         if name in ("window-close", "unlinked-window-close") and args[:1] == [self.window_id]:
             self.stream.close()
+            self._pane_lost("its window closed", stream_only=False)
+        elif name == "exit":
+            if self._ending is not None:
+                self._pane_lost(*self._ending)
+            else:
+                self._report_end()
+
+    def _report_end(self) -> None:
+        """Send the :class:`PaneLost` for a stream that ended without us asking it to.
+
+        ``%exit`` first means tmux ended (or let us go); without it only the client process
+        died, and the pane may go on. Subclasses may look further, off the reader thread.
+        """
+        reason = self.client.exit_reason
+        if self.client.exit_announced:
+            self._pane_lost(f"tmux ended ({reason})", stream_only=False)
+        else:
+            self._pane_lost(f"the control client ended ({reason})", stream_only=True)
+
+    def _pane_lost(self, cause: str, stream_only: bool) -> None:
+        self._events.emit([PaneLost(self.pane_id, cause=cause, stream_only=stream_only)])
+
+    def _closing(self, cause: str, stream_only: bool) -> None:
+        """We end the stream ourselves (detach, kill): say so, not what tmux sees."""
+        if self._ending is None:
+            self._ending = (cause, stream_only)
 
 
 def _digest(text: str) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -68,9 +69,15 @@ class LocalTmuxController(TmuxController):
 
     def kill(self) -> None:
         """End the tmux server and every program in it."""
+        self._closing("its tmux server was killed by its controller", stream_only=False)
         if not self.client.closed.is_set():
             with contextlib.suppress(ControllerError):
                 self.client.send("kill-server")
+        elif self.socket_path.exists():  # our stream died, not necessarily the server
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    [*self._prefix, "kill-server"], capture_output=True, timeout=10, check=False
+                )
         self.detach()
         self._remove_tmpdir()
 
