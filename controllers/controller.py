@@ -36,6 +36,8 @@ _KEY_NAME = re.compile(
     r"(?:[A-Za-z0-9][A-Za-z0-9_+-]*|[][\\^_@?/~!#$%&*(){}|;:'\",.<>=+`-])"
 )
 """A tmux key: a name (``Enter``, ``F5``, ``BSpace``), or modifiers and one character (``C-\\``)."""
+_TABS = re.compile("(\t+)")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def session_argv(
@@ -92,6 +94,35 @@ def typing_commands(target: str, text: str) -> list[str]:
         f"send-keys -t {quote(target)} -H " + " ".join(f"{b:02x}" for b in data[i : i + SEND_CHUNK])
         for i in range(0, len(data), SEND_CHUNK)
     ]
+
+
+def input_commands(target: str, text: str, buffer: str) -> list[str]:
+    """Control-mode lines that deliver ``text`` to ``target`` as typed, tabs literally.
+
+    Everything is typed byte for byte except runs of tabs, which are pasted: bracketed
+    where the program asked for bracketed paste, so a line editor inserts them instead of
+    completing, and plain (the same bytes as typing) where it did not.
+    """
+    if "\0" in text:
+        raise InvalidInput("text to type cannot hold a NUL byte (a terminal cannot send one)")
+    lines: list[str] = []
+    for i, part in enumerate(_TABS.split(text)):
+        if part:
+            lines += (
+                paste_commands(target, part, buffer) if i % 2 else typing_commands(target, part)
+            )
+    return lines
+
+
+def ansi_c_quote(text: str) -> str:
+    """``text`` as one bash ``$'...'`` word holding no control character itself."""
+    return "$'" + "".join(_c_escape(ch) for ch in text) + "'"
+
+
+def _c_escape(ch: str) -> str:
+    if _CONTROL.fullmatch(ch):
+        return f"\\x{ord(ch):02x}"
+    return "\\" + ch if ch in "\\'" else ch
 
 
 def paste_commands(target: str, text: str, buffer: str, bracketed: bool = True) -> list[str]:
@@ -173,10 +204,13 @@ class TmuxController:
         """Type ``text`` into the pane byte for byte, then (optionally) press Enter.
 
         Nothing in ``text`` is interpreted by tmux: ``;``, quotes, ``$()``, key names such
-        as ``C-c`` are plain characters. ``delay_enter`` waits before a separate Enter,
-        for TUIs that drop an Enter arriving with the text. Named keys: :meth:`send_key`.
+        as ``C-c`` are plain characters. Tabs arrive as text: they are pasted, bracketed
+        where the program asked for it, so a shell inserts them instead of completing (to
+        press the Tab key, ``send_key("Tab")``). ``delay_enter`` waits before a separate
+        Enter, for TUIs that drop an Enter arriving with the text. Named keys:
+        :meth:`send_key`.
         """
-        self._pipeline(typing_commands(self.pane_id, text))
+        self._pipeline(input_commands(self.pane_id, text, self._buffer()))
         if enter:
             if delay_enter > 0:
                 time.sleep(delay_enter)
@@ -196,8 +230,7 @@ class TmuxController:
         instead of running each line; nothing is pressed after it. Newlines arrive as
         carriage returns, as from a terminal's paste; every other byte as given.
         """
-        buffer = f"luzia-{self.pane_id[1:]}-{threading.get_ident()}"
-        self._pipeline(paste_commands(self.pane_id, text, buffer, bracketed))
+        self._pipeline(paste_commands(self.pane_id, text, self._buffer(), bracketed))
 
     def interrupt(self, wait: float = 0.0) -> None:
         """Send Ctrl-C to the pane's foreground program.
@@ -334,19 +367,30 @@ class TmuxController:
     def run(self, command: str, timeout: float = 60.0) -> CommandResult:
         """Run a shell command in the pane; return its output and exact exit code.
 
-        On timeout the command is interrupted (Ctrl-C), the pane is left at its prompt
-        and :class:`CommandTimeout` is raised.
+        The command line is pasted (bracketed: the shell inserts it as given, tabs too),
+        then Enter is pressed. On timeout the command is interrupted (Ctrl-C), the pane is
+        left at its prompt and :class:`CommandTimeout` is raised.
         """
         if not command.strip():
             raise InvalidInput("run() needs a command")
-        # One command line per run: multi-line text (several commands) and comment-only
-        # lines (no command at all, so no start marker) go through eval.
-        wrap = "\n" in command or "\r" in command or command.lstrip().startswith("#")
-        line = f"eval {shlex.quote(command)}" if wrap else command
+        if "\0" in command:
+            raise InvalidInput("a command cannot hold a NUL byte")
         self.wait_for_shell_prompt(timeout)
         with self.stream.cond:
             seen = self.tracker.commands
-        self.send_keys(line)
+            bracketed = self.tracker.bracketed_paste
+        # One command line per run, holding no character the line editor would act on:
+        # multi-line text (several commands), other control characters (tabs too, unless
+        # pasted bracketed) and comment-only lines (no command, so no start marker) go
+        # through eval.
+        acted_on = command.replace("\t", " ") if bracketed else command
+        wrap = _CONTROL.search(acted_on) or command.lstrip().startswith("#")
+        line = f"eval {ansi_c_quote(command)}" if wrap else command
+        enter = join_command("send-keys", "-t", self.pane_id, "Enter")
+        if bracketed:
+            self._pipeline([*paste_commands(self.pane_id, line, self._buffer()), enter])
+        else:
+            self._pipeline([*typing_commands(self.pane_id, line), enter])
         with self.stream.cond:
             done = self.stream.cond.wait_for(
                 lambda: self.tracker.commands > seen or self.stream.closed, timeout
@@ -410,6 +454,10 @@ class TmuxController:
         self.close()
 
     # -- internals --
+
+    def _buffer(self) -> str:
+        """A paste buffer name no other thread or pane uses at the same time."""
+        return f"luzia-{self.pane_id[1:]}-{threading.get_ident()}"
 
     def _pipeline(self, lines: list[str]) -> None:
         """Send every line before waiting for any answer: one round trip, not one per line."""
