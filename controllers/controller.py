@@ -193,8 +193,9 @@ class TmuxController:
 
         Listeners run in the reader thread, one event at a time, in stream order: an
         :class:`~controllers.Output` chunk comes before the shell and title events found
-        in it. The last event is one :class:`~controllers.PaneLost`. ``replay`` first
-        hands over the events since attaching (the latest, up to a megabyte of output).
+        in it. The last event is one :class:`~controllers.PaneLost` (also when we detach
+        or kill). ``replay`` first hands over the events since attaching (the latest, up to
+        a megabyte of output).
         """
         return self._events.subscribe(listener, replay=replay)
 

@@ -85,7 +85,11 @@ class PaneLost(PaneEvent):
 
 
 Listener = Callable[[PaneEvent], None]
-"""Called in the controller's reader thread, in order; it must be quick and never block."""
+"""Called in the controller's reader thread, in order; it must be quick and never block.
+
+Only a container's ``PaneLost`` comes from a thread of its own, after every other event:
+naming the container's state takes Docker round trips.
+"""
 
 
 class EventLog:
