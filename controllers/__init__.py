@@ -31,11 +31,25 @@ if TYPE_CHECKING:
         TmuxCommandError,
         TmuxNotFound,
     )
+    from controllers.events import (
+        CommandEnded,
+        CommandStarted,
+        CommandStopped,
+        Listener,
+        Output,
+        PaneEvent,
+        PaneLost,
+        PromptRedrawn,
+        TitleChanged,
+    )
     from controllers.local import LocalTmuxController
     from controllers.shell import CommandResult
 
 __all__ = [
+    "CommandEnded",
     "CommandResult",
+    "CommandStarted",
+    "CommandStopped",
     "CommandTimeout",
     "ConnectionLost",
     "ContainerGone",
@@ -45,8 +59,14 @@ __all__ = [
     "DockerUnavailable",
     "ImageNotFound",
     "InvalidInput",
+    "Listener",
     "LocalTmuxController",
+    "Output",
+    "PaneEvent",
+    "PaneLost",
     "PaneStream",
+    "PromptRedrawn",
+    "TitleChanged",
     "TmuxCommandError",
     "TmuxController",
     "TmuxNotFound",
@@ -59,6 +79,20 @@ _HOMES = {
     "DockerTmuxController": "controllers.docker_tmux",
     "LocalTmuxController": "controllers.local",
     "CommandResult": "controllers.shell",
+    **dict.fromkeys(
+        (
+            "CommandEnded",
+            "CommandStarted",
+            "CommandStopped",
+            "Listener",
+            "Output",
+            "PaneEvent",
+            "PaneLost",
+            "PromptRedrawn",
+            "TitleChanged",
+        ),
+        "controllers.events",
+    ),
     **dict.fromkeys(
         (
             "CommandTimeout",

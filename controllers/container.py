@@ -138,6 +138,11 @@ def describe_loss(container: Container, settle: float = 1.0) -> str:
     The exec stream ends as soon as the engine starts tearing a container down, before its
     state says so; the state is read again for up to ``settle`` seconds while it says running.
     """
+    return loss_state(container, settle)[1]
+
+
+def loss_state(container: Container, settle: float = 1.0) -> tuple[bool, str]:
+    """:func:`describe_loss`, and whether the container still runs after all."""
     import docker.errors
 
     deadline = time.monotonic() + settle
@@ -145,16 +150,16 @@ def describe_loss(container: Container, settle: float = 1.0) -> str:
         try:
             container.reload()
         except docker.errors.NotFound:
-            return f"container {container.short_id} was removed"
+            return False, f"container {container.short_id} was removed"
         except docker.errors.DockerException as exc:
-            return f"container {container.short_id}: {first_line(exc)}"
+            return False, f"container {container.short_id}: {first_line(exc)}"
         status = container.status
         if status not in ("running", "removing") or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     if status == "removing":
-        return f"container {container.short_id} was removed"
+        return False, f"container {container.short_id} was removed"
     if status != "running":
         code = container.attrs.get("State", {}).get("ExitCode")
-        return f"container {container.short_id} {status} (exit code {code})"
-    return f"container {container.short_id} is running but its tmux server is gone"
+        return False, f"container {container.short_id} {status} (exit code {code})"
+    return True, f"container {container.short_id} is running but its tmux server is gone"

@@ -143,9 +143,20 @@ class ControlModeClient:
     FIFO of pending commands; blocks tmux sends for other reasons (flag 0) are skipped.
     ``%output`` goes to per-pane :class:`PaneStream` objects; ``%window-close`` and the
     client's own end are passed to ``on_event`` listeners.
+
+    ``startup_commands`` is how many commands ``argv`` itself carries. tmux may run lines
+    read from stdin *before* those (a client joining a running server often does), so a
+    first command would find no session yet; lines sent before the startup commands'
+    blocks have all ended are held and written once they have.
     """
 
-    def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        startup_commands: int = 0,
+    ) -> None:
         self.argv = list(argv)
         try:
             self._proc = subprocess.Popen(
@@ -162,6 +173,8 @@ class ControlModeClient:
                 f"{'docker.io' if self.argv[0] == 'docker' else 'tmux'})"
             ) from exc
         self._write_lock = threading.Lock()
+        self._startup_left = startup_commands
+        self._held: list[bytes] = []
         self._pending: collections.deque[PendingCommand] = collections.deque()
         self._current: PendingCommand | None = None
         self._current_id: list[bytes] | None = None
@@ -170,6 +183,8 @@ class ControlModeClient:
         self._event_listeners: list[Callable[[str, list[str]], None]] = []
         self.closed = threading.Event()
         self.exit_reason = ""
+        self.exit_announced = False
+        """tmux sent ``%exit`` (server gone, or it let us go); false if the client just died."""
         self._reader = threading.Thread(target=self._read_loop, name="tmux-control", daemon=True)
         self._reader.start()
 
@@ -184,12 +199,19 @@ class ControlModeClient:
             if self.closed.is_set():
                 raise ConnectionLost(self._lost_message())
             self._pending.append(pending)
-            try:
-                assert self._proc.stdin is not None
-                self._proc.stdin.write(line.encode() + b"\n")
-            except (BrokenPipeError, OSError, ValueError) as exc:
-                raise ConnectionLost(self._lost_message()) from exc
+            if self._startup_left > 0:
+                self._held.append(line.encode() + b"\n")
+            else:
+                self._write(line.encode() + b"\n")
         return pending
+
+    def _write(self, data: bytes) -> None:
+        """Write to tmux's stdin (under the write lock)."""
+        try:
+            assert self._proc.stdin is not None
+            self._proc.stdin.write(data)
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            raise ConnectionLost(self._lost_message()) from exc
 
     def wait(self, pending: PendingCommand, timeout: float | None = DEFAULT_TIMEOUT) -> list[str]:
         """The output lines of a sent command; raises on ``%error``, loss or timeout."""
@@ -269,6 +291,8 @@ class ControlModeClient:
                 if self._current is not None:
                     self._current.error = line.startswith(b"%error")
                     self._current.done.set()
+                else:
+                    self._startup_block_ended()
                 self._current = self._current_id = None
             elif self._current is not None:
                 self._current.lines.append(line)
@@ -283,11 +307,23 @@ class ControlModeClient:
             if pane_id:
                 self.stream(pane_id.decode()).feed(decode_output(data))
         elif line.startswith(b"%exit"):
+            self.exit_announced = True
             self.exit_reason = line[6:].decode("utf-8", "replace") or "tmux server exited"
         elif line.startswith(b"%"):
             name, *args = line[1:].decode("utf-8", "replace").split(" ")
             for listener in list(self._event_listeners):
                 listener(name, args)
+
+    def _startup_block_ended(self) -> None:
+        """One of argv's own commands was answered; after the last, send what was held."""
+        with self._write_lock:
+            if self._startup_left <= 0:
+                return
+            self._startup_left -= 1
+            if self._startup_left == 0 and self._held:
+                data, self._held = b"".join(self._held), []
+                with contextlib.suppress(ConnectionLost):  # the end of the stream reports it
+                    self._write(data)
 
     def _finish(self) -> None:
         """The stream ended: fail what is pending, wake every waiter, reap the process."""

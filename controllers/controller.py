@@ -13,7 +13,7 @@ import re
 import shlex
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -25,6 +25,7 @@ from controllers.control_mode import (
     quote,
 )
 from controllers.errors import CommandTimeout, ConnectionLost, ControllerError, InvalidInput
+from controllers.events import EventLog, Listener, Output, PaneLost
 from controllers.shell import SHELL_ARGV, SHELL_ENV, CommandResult, ShellTracker
 
 SEND_CHUNK = 1024
@@ -35,6 +36,8 @@ _KEY_NAME = re.compile(
     r"(?:[A-Za-z0-9][A-Za-z0-9_+-]*|[][\\^_@?/~!#$%&*(){}|;:'\",.<>=+`-])"
 )
 """A tmux key: a name (``Enter``, ``F5``, ``BSpace``), or modifiers and one character (``C-\\``)."""
+_TABS = re.compile("(\t+)")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def session_argv(
@@ -50,17 +53,32 @@ def session_argv(
     """``tmux -C`` argv that starts (or joins) ``session`` with our shell in its first pane.
 
     Options that must hold before the pane exists (``history-limit``) are set in the same
-    invocation, ahead of ``new-session``.
+    invocation, ahead of ``new-session``. The commands are separated by ``;`` arguments
+    and no other argument ends in ``;`` (see :func:`session_commands`).
     """
     argv = [*prefix, "-u", "-f", "/dev/null", "-C"]
     argv += ["set-option", "-g", "history-limit", str(history_limit), ";"]
     argv += ["set-option", "-g", "default-terminal", "tmux-256color", ";"]
-    argv += ["new-session", "-A", "-s", session, "-x", str(width), "-y", str(height)]
+    command = ["new-session", "-A", "-s", session, "-x", str(width), "-y", str(height)]
     if cwd:
-        argv += ["-c", cwd]
+        command += ["-c", cwd]
     for key, value in {**SHELL_ENV, **env}.items():
-        argv += ["-e", f"{key}={value}"]
-    return [*argv, *SHELL_ARGV]
+        command += ["-e", f"{key}={value}"]
+    return [*argv, *(_argv_escape(arg) for arg in [*command, *SHELL_ARGV])]
+
+
+def session_commands(argv: Sequence[str]) -> int:
+    """How many tmux commands an argv made by :func:`session_argv` carries.
+
+    tmux answers each with a block of its own; the control client waits for them all
+    before it sends anything (see :class:`~controllers.ControlModeClient`).
+    """
+    return argv.count(";") + 1
+
+
+def _argv_escape(arg: str) -> str:
+    """``arg`` as tmux reads it back from its argv: a trailing ``;`` would end the command."""
+    return arg[:-1] + "\\;" if arg.endswith(";") else arg
 
 
 def typing_commands(target: str, text: str) -> list[str]:
@@ -76,6 +94,35 @@ def typing_commands(target: str, text: str) -> list[str]:
         f"send-keys -t {quote(target)} -H " + " ".join(f"{b:02x}" for b in data[i : i + SEND_CHUNK])
         for i in range(0, len(data), SEND_CHUNK)
     ]
+
+
+def input_commands(target: str, text: str, buffer: str) -> list[str]:
+    """Control-mode lines that deliver ``text`` to ``target`` as typed, tabs literally.
+
+    Everything is typed byte for byte except runs of tabs, which are pasted: bracketed
+    where the program asked for bracketed paste, so a line editor inserts them instead of
+    completing, and plain (the same bytes as typing) where it did not.
+    """
+    if "\0" in text:
+        raise InvalidInput("text to type cannot hold a NUL byte (a terminal cannot send one)")
+    lines: list[str] = []
+    for i, part in enumerate(_TABS.split(text)):
+        if part:
+            lines += (
+                paste_commands(target, part, buffer) if i % 2 else typing_commands(target, part)
+            )
+    return lines
+
+
+def ansi_c_quote(text: str) -> str:
+    """``text`` as one bash ``$'...'`` word holding no control character itself."""
+    return "$'" + "".join(_c_escape(ch) for ch in text) + "'"
+
+
+def _c_escape(ch: str) -> str:
+    if _CONTROL.fullmatch(ch):
+        return f"\\x{ord(ch):02x}"
+    return "\\" + ch if ch in "\\'" else ch
 
 
 def paste_commands(target: str, text: str, buffer: str, bracketed: bool = True) -> list[str]:
@@ -120,6 +167,7 @@ class TmuxController:
         self.client = client
         self.session = session
         self.owned = owned
+        self._ending: tuple[str, bool] | None = None
         try:
             info = client.command(
                 "display-message",
@@ -132,10 +180,24 @@ class TmuxController:
             raise self._lost(exc) from exc
         self.window_id, self.pane_id, current = [*info[0].split(" ", 2), "", ""][:3]
         self.stream: PaneStream = client.stream(self.pane_id)
-        self.tracker = ShellTracker(self.stream.cond)
-        self.stream.subscribe(self.tracker.feed, replay=True)
+        self.tracker = ShellTracker(self.stream.cond, self.pane_id)
+        self._events = EventLog(self.stream.cond)
+        self.stream.subscribe(self._on_output, replay=True)
         client.on_event(self._on_event)
         self._probe_prompt = joined and current == "bash"
+
+    # -- events --
+
+    def subscribe(self, listener: Listener, *, replay: bool = False) -> Callable[[], None]:
+        """Call ``listener`` with this pane's events; returns a function that unsubscribes.
+
+        Listeners run in the reader thread, one event at a time, in stream order: an
+        :class:`~controllers.Output` chunk comes before the shell and title events found
+        in it. The last event is one :class:`~controllers.PaneLost` (also when we detach
+        or kill). ``replay`` first hands over the events since attaching (the latest, up to
+        a megabyte of output).
+        """
+        return self._events.subscribe(listener, replay=replay)
 
     # -- input --
 
@@ -143,10 +205,13 @@ class TmuxController:
         """Type ``text`` into the pane byte for byte, then (optionally) press Enter.
 
         Nothing in ``text`` is interpreted by tmux: ``;``, quotes, ``$()``, key names such
-        as ``C-c`` are plain characters. ``delay_enter`` waits before a separate Enter,
-        for TUIs that drop an Enter arriving with the text. Named keys: :meth:`send_key`.
+        as ``C-c`` are plain characters. Tabs arrive as text: they are pasted, bracketed
+        where the program asked for it, so a shell inserts them instead of completing (to
+        press the Tab key, ``send_key("Tab")``). ``delay_enter`` waits before a separate
+        Enter, for TUIs that drop an Enter arriving with the text. Named keys:
+        :meth:`send_key`.
         """
-        self._pipeline(typing_commands(self.pane_id, text))
+        self._pipeline(input_commands(self.pane_id, text, self._buffer()))
         if enter:
             if delay_enter > 0:
                 time.sleep(delay_enter)
@@ -166,8 +231,7 @@ class TmuxController:
         instead of running each line; nothing is pressed after it. Newlines arrive as
         carriage returns, as from a terminal's paste; every other byte as given.
         """
-        buffer = f"luzia-{self.pane_id[1:]}-{threading.get_ident()}"
-        self._pipeline(paste_commands(self.pane_id, text, buffer, bracketed))
+        self._pipeline(paste_commands(self.pane_id, text, self._buffer(), bracketed))
 
     def interrupt(self, wait: float = 0.0) -> None:
         """Send Ctrl-C to the pane's foreground program.
@@ -304,19 +368,30 @@ class TmuxController:
     def run(self, command: str, timeout: float = 60.0) -> CommandResult:
         """Run a shell command in the pane; return its output and exact exit code.
 
-        On timeout the command is interrupted (Ctrl-C), the pane is left at its prompt
-        and :class:`CommandTimeout` is raised.
+        The command line is pasted (bracketed: the shell inserts it as given, tabs too),
+        then Enter is pressed. On timeout the command is interrupted (Ctrl-C), the pane is
+        left at its prompt and :class:`CommandTimeout` is raised.
         """
         if not command.strip():
             raise InvalidInput("run() needs a command")
-        # One command line per run: multi-line text (several commands) and comment-only
-        # lines (no command at all, so no start marker) go through eval.
-        wrap = "\n" in command or "\r" in command or command.lstrip().startswith("#")
-        line = f"eval {shlex.quote(command)}" if wrap else command
+        if "\0" in command:
+            raise InvalidInput("a command cannot hold a NUL byte")
         self.wait_for_shell_prompt(timeout)
         with self.stream.cond:
             seen = self.tracker.commands
-        self.send_keys(line)
+            bracketed = self.tracker.bracketed_paste
+        # One command line per run, holding no character the line editor would act on:
+        # multi-line text (several commands), other control characters (tabs too, unless
+        # pasted bracketed) and comment-only lines (no command, so no start marker) go
+        # through eval.
+        acted_on = command.replace("\t", " ") if bracketed else command
+        wrap = _CONTROL.search(acted_on) or command.lstrip().startswith("#")
+        line = f"eval {ansi_c_quote(command)}" if wrap else command
+        enter = join_command("send-keys", "-t", self.pane_id, "Enter")
+        if bracketed:
+            self._pipeline([*paste_commands(self.pane_id, line, self._buffer()), enter])
+        else:
+            self._pipeline([*typing_commands(self.pane_id, line), enter])
         with self.stream.cond:
             done = self.stream.cond.wait_for(
                 lambda: self.tracker.commands > seen or self.stream.closed, timeout
@@ -354,6 +429,7 @@ class TmuxController:
 
     def detach(self) -> None:
         """Stop talking to tmux; the server, pane and programs go on running."""
+        self._closing("detached by its controller", stream_only=True)
         self.client.close()
 
     def kill(self) -> None:
@@ -379,6 +455,10 @@ class TmuxController:
         self.close()
 
     # -- internals --
+
+    def _buffer(self) -> str:
+        """A paste buffer name no other thread or pane uses at the same time."""
+        return f"luzia-{self.pane_id[1:]}-{threading.get_ident()}"
 
     def _pipeline(self, lines: list[str]) -> None:
         """Send every line before waiting for any answer: one round trip, not one per line."""
@@ -420,9 +500,39 @@ class TmuxController:
                 )
         self._check_alive()
 
+    def _on_output(self, data: bytes) -> None:
+        """A chunk of the pane's output (reader thread, under the stream's lock)."""
+        self._events.emit([Output(self.pane_id, data=data), *self.tracker.feed(data)])
+
     def _on_event(self, name: str, args: list[str]) -> None:
         if name in ("window-close", "unlinked-window-close") and args[:1] == [self.window_id]:
             self.stream.close()
+            self._pane_lost("its window closed", stream_only=False)
+        elif name == "exit":
+            if self._ending is not None:
+                self._pane_lost(*self._ending)
+            else:
+                self._report_end()
+
+    def _report_end(self) -> None:
+        """Send the :class:`PaneLost` for a stream that ended without us asking it to.
+
+        ``%exit`` first means tmux ended (or let us go); without it only the client process
+        died, and the pane may go on. Subclasses may look further, off the reader thread.
+        """
+        reason = self.client.exit_reason
+        if self.client.exit_announced:
+            self._pane_lost(f"tmux ended ({reason})", stream_only=False)
+        else:
+            self._pane_lost(f"the control client ended ({reason})", stream_only=True)
+
+    def _pane_lost(self, cause: str, stream_only: bool) -> None:
+        self._events.emit([PaneLost(self.pane_id, cause=cause, stream_only=stream_only)])
+
+    def _closing(self, cause: str, stream_only: bool) -> None:
+        """We end the stream ourselves (detach, kill): say so, not what tmux sees."""
+        if self._ending is None:
+            self._ending = (cause, stream_only)
 
 
 def _digest(text: str) -> bytes:

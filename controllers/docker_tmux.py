@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,10 +15,11 @@ from controllers.container import (
     create_container,
     describe_loss,
     find_container,
+    loss_state,
     remove_container,
 )
 from controllers.control_mode import ControlModeClient
-from controllers.controller import TmuxController, session_argv
+from controllers.controller import TmuxController, session_argv, session_commands
 from controllers.docker_engine import docker_client, translate_docker_errors
 from controllers.errors import ContainerGone, ControllerError, DockerUnavailable
 
@@ -84,7 +86,9 @@ class DockerTmuxController(TmuxController):
             history_limit=history_limit,
         )
         client = ControlModeClient(
-            argv, env={k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+            argv,
+            env={k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")},
+            startup_commands=session_commands(argv),
         )
         super().__init__(client, session, owned=owned, joined=joined)
 
@@ -156,14 +160,35 @@ class DockerTmuxController(TmuxController):
 
     def kill(self) -> None:
         """Remove the container and everything running in it."""
+        self._closing(f"container {self.container.short_id} removed by its controller", False)
         self.detach()
         remove_container(self.container)
 
     def stop(self, timeout: int = 5) -> None:
         """Stop the container but keep it, e.g. for inspection."""
+        self._closing(f"container {self.container.short_id} stopped by its controller", False)
         self.detach()
         with translate_docker_errors(f"cannot stop container {self.container.short_id}"):
             self.container.stop(timeout=timeout)
 
     def _lost(self, exc: ControllerError) -> ControllerError:
         return ContainerGone(describe_loss(self.container))
+
+    def _report_end(self) -> None:
+        """The container's state names the cause; reading it takes Docker round trips (and
+        up to a second while the engine tears the container down), so not on the reader."""
+        threading.Thread(target=self._report_loss, name="luzia-pane-lost", daemon=True).start()
+
+    def _report_loss(self) -> None:
+        running, cause = loss_state(self.container)
+        reason = self.client.exit_reason
+        if not running:
+            self._pane_lost(cause, stream_only=False)
+        elif self.client.exit_announced:
+            self._pane_lost(f"{cause} ({reason})", stream_only=False)
+        else:
+            name = self.container.short_id
+            self._pane_lost(
+                f"the docker exec stream ended ({reason}); container {name} still runs",
+                stream_only=True,
+            )

@@ -11,9 +11,15 @@ therefore says "the shell *reported* a status", a hint to go and look. Who needs
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import collections
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from time import monotonic
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,4 +85,67 @@ class PaneLost(PaneEvent):
 
 
 Listener = Callable[[PaneEvent], None]
-"""Called in the controller's reader thread, in order; it must be quick and never block."""
+"""Called in the controller's reader thread, in order; it must be quick and never block.
+
+Only a container's ``PaneLost`` comes from a thread of its own, after every other event:
+naming the container's state takes Docker round trips.
+"""
+
+
+class EventLog:
+    """A pane's events: handed to each listener in order, and kept for a late ``replay``.
+
+    Every method takes ``lock`` (the pane stream's condition, so events and the stream
+    move together). At most one :class:`PaneLost` is ever sent, and nothing after it. Of
+    the past, the latest events are kept, as long as their output is within ``keep`` bytes.
+    """
+
+    def __init__(self, lock: threading.Condition, keep: int = 1 << 20) -> None:
+        self._lock = lock
+        self._keep = keep
+        self._kept: collections.deque[PaneEvent] = collections.deque()
+        self._kept_bytes = 0
+        self._listeners: list[Listener] = []
+        self.lost: PaneLost | None = None
+
+    def subscribe(self, listener: Listener, *, replay: bool = False) -> Callable[[], None]:
+        """Call ``listener`` with every event from now on (``replay``: the kept ones first)."""
+        with self._lock:
+            if replay:
+                for event in self._kept:
+                    _call(listener, event)
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def emit(self, events: Iterable[PaneEvent]) -> None:
+        with self._lock:
+            for event in events:
+                if self.lost is not None:
+                    return
+                if isinstance(event, PaneLost):
+                    self.lost = event
+                self._keep_event(event)
+                for listener in list(self._listeners):
+                    _call(listener, event)
+
+    def _keep_event(self, event: PaneEvent) -> None:
+        self._kept.append(event)
+        if isinstance(event, Output):
+            self._kept_bytes += len(event.data)
+        while self._kept_bytes > self._keep:
+            old = self._kept.popleft()
+            if isinstance(old, Output):
+                self._kept_bytes -= len(old.data)
+
+
+def _call(listener: Listener, event: PaneEvent) -> None:
+    """A listener's failure is logged, never passed on: the reader thread must go on."""
+    try:
+        listener(event)
+    except Exception:
+        log.exception("pane event listener %r failed on %r", listener, type(event).__name__)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from controllers.control_mode import ControlModeClient
-from controllers.controller import TmuxController, session_argv
+from controllers.controller import TmuxController, session_argv, session_commands
 from controllers.errors import ControllerError, TmuxNotFound
 
 
@@ -60,7 +61,7 @@ class LocalTmuxController(TmuxController):
             env=env or {},
             history_limit=history_limit,
         )
-        client = ControlModeClient(argv, env=process_env)
+        client = ControlModeClient(argv, env=process_env, startup_commands=session_commands(argv))
         try:
             super().__init__(client, session, owned=not joined, joined=joined)
         except ControllerError:
@@ -70,9 +71,15 @@ class LocalTmuxController(TmuxController):
 
     def kill(self) -> None:
         """End the tmux server and every program in it."""
+        self._closing("its tmux server was killed by its controller", stream_only=False)
         if not self.client.closed.is_set():
             with contextlib.suppress(ControllerError):
                 self.client.send("kill-server")
+        elif self.socket_path.exists():  # our stream died, not necessarily the server
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    [*self._prefix, "kill-server"], capture_output=True, timeout=10, check=False
+                )
         self.detach()
         self._remove_tmpdir()
 

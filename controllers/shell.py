@@ -13,6 +13,15 @@ import re
 import threading
 from dataclasses import dataclass
 
+from controllers.events import (
+    CommandEnded,
+    CommandStarted,
+    CommandStopped,
+    PaneEvent,
+    PromptRedrawn,
+    TitleChanged,
+)
+
 _MARK = b"\x1b]7767;luzia;"
 START_MARK = _MARK + b"S\x07"
 """What PS0 prints: a command starts."""
@@ -21,7 +30,14 @@ PROMPT_MARK = _MARK + b"P;"
 
 STOP_SIGNALS = {148: "SIGTSTP", 149: "SIGTTIN", 150: "SIGTTOU"}
 """Exit statuses the shell reports when its foreground job was stopped: paused, not ended."""
-_MARK_RE = re.compile(re.escape(_MARK) + rb"(S|P;(\d+))\x07")
+MAX_OSC = 4096
+"""Longest OSC sequence (title, marker) held back while waiting for its end; longer is noise."""
+_SEQUENCE_RE = re.compile(
+    rb"\x1b\](?P<osc>[^\x07\x1b]*)(?:\x07|\x1b\\)"  # OSC, ended by BEL or ST
+    rb"|\x1b\[\?2004(?P<paste>[hl])"  # bracketed paste on or off
+)
+_MARKER_RE = re.compile(re.escape(_MARK[2:]) + rb"(S|P;(\d+))")
+_PASTE_MODES = (b"\x1b[?2004h", b"\x1b[?2004l")
 _ANSI_RE = re.compile(rb"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 
 SHELL_ENV = {
@@ -54,52 +70,99 @@ class CommandResult:
 
 
 class ShellTracker:
-    """Follows the markers in one pane's stream; called under the stream's lock.
+    """Follows one pane's stream: our shell's markers, the title, bracketed-paste mode.
+
+    The one place that decodes them. ``feed`` is called under the stream's lock with each
+    chunk and returns the events it held, in stream order; a sequence split across chunks
+    is held back (and kept out of the command's output) until its end arrives.
 
     ``commands`` counts finished commands (a start marker, then a prompt); a prompt
     without a start (readline redrawing its line) is not one. ``at_prompt`` is true
     while the shell waits for input; ``last`` holds the latest finished command's
-    result and ``exit_code`` the status the latest prompt reported.
+    result and ``exit_code`` the status the latest prompt reported. ``bracketed_paste``
+    is whether the program last asked for bracketed paste (bash does at each prompt).
     """
 
-    def __init__(self, cond: threading.Condition) -> None:
+    def __init__(self, cond: threading.Condition, pane_id: str = "") -> None:
         self.cond = cond
+        self.pane_id = pane_id
         self.prompts = 0
         self.commands = 0
         self.at_prompt = False
         self.last: CommandResult | None = None
         self.exit_code = 0
+        self.title: str | None = None
+        self.bracketed_paste = False
         self._pending = b""
         self._output: bytearray | None = None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> list[PaneEvent]:
         data = self._pending + data
-        self._pending = b""
+        events: list[PaneEvent] = []
         pos = 0
-        for match in _MARK_RE.finditer(data):
+        for match in _SEQUENCE_RE.finditer(data):
             self._collect(data[pos : match.start()])
             pos = match.end()
-            if match.group(1) == b"S":
-                self.at_prompt = False
-                if self._output is None:  # several commands on one line: one output
-                    self._output = bytearray()
+            if match.group("paste") is not None:
+                self._collect(match.group(0))
+                self.bracketed_paste = match.group("paste") == b"h"
+                continue
+            body = match.group("osc")
+            marker = _MARKER_RE.fullmatch(body)
+            if marker is None:
+                self._collect(match.group(0))
+                if body[:2] in (b"0;", b"2;"):
+                    events += self._retitle(body[2:].decode("utf-8", "replace"))
+            elif marker.group(1) == b"S":
+                events.append(self._started())
             else:
-                code = self.exit_code = int(match.group(2))
-                if self._output is not None:
-                    text = strip_ansi(bytes(self._output)).decode("utf-8", "replace")
-                    self.last = CommandResult(text, code)
-                    self.commands += 1
-                self._output = None
-                self.prompts += 1
-                self.at_prompt = True
+                events.append(self._prompted(int(marker.group(2))))
         rest = data[pos:]
-        cut = rest.rfind(b"\x1b")
-        tail = rest[cut:] if cut != -1 else b""
-        if tail and len(tail) < 32 and _MARK.startswith(tail[: len(_MARK)]) and b"\x07" not in tail:
-            self._pending = rest[cut:]
-            rest = rest[:cut]
-        self._collect(rest)
+        cut = _incomplete_from(rest)
+        self._pending = rest[cut:]
+        self._collect(rest[:cut])
+        return events
+
+    def _started(self) -> PaneEvent:
+        self.at_prompt = False
+        if self._output is None:  # several commands on one line: one output
+            self._output = bytearray()
+        return CommandStarted(self.pane_id)
+
+    def _prompted(self, code: int) -> PaneEvent:
+        self.exit_code = code
+        self.prompts += 1
+        self.at_prompt = True
+        if self._output is None:
+            return PromptRedrawn(self.pane_id)
+        text = strip_ansi(bytes(self._output)).decode("utf-8", "replace")
+        self._output = None
+        self.last = CommandResult(text, code)
+        self.commands += 1
+        if code in STOP_SIGNALS:
+            return CommandStopped(self.pane_id, signal=STOP_SIGNALS[code])
+        return CommandEnded(self.pane_id, status=code)
+
+    def _retitle(self, title: str) -> list[PaneEvent]:
+        if title == self.title:
+            return []
+        self.title = title
+        return [TitleChanged(self.pane_id, title=title)]
 
     def _collect(self, data: bytes) -> None:
         if data and self._output is not None:
             self._output += data
+
+
+def _incomplete_from(data: bytes) -> int:
+    """Where a sequence that ``data`` ends in the middle of starts (``len(data)`` if none)."""
+    osc = data.rfind(b"\x1b]")
+    if osc != -1 and len(data) - osc <= MAX_OSC:
+        body = data[osc + 2 :]
+        esc = body.find(b"\x1b")
+        if b"\x07" not in body and esc in (-1, len(body) - 1):
+            return osc
+    esc = data.rfind(b"\x1b")
+    if esc != -1 and any(mode.startswith(data[esc:]) for mode in _PASTE_MODES):
+        return esc
+    return len(data)

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controllers.errors import ControllerError
-from controllers.shell import PROMPT_MARK, START_MARK, STOP_SIGNALS
+from controllers.events import CommandEnded, CommandStarted, CommandStopped, PaneEvent, PaneLost
+from controllers.shell import PROMPT_MARK, START_MARK
 from luzia import scheduler, workspace
 from luzia.agents import AgentProfile
 from luzia.backends import (
@@ -307,7 +308,7 @@ class Engine:
             verdict = decide(evidence)
             if not verdict.ended:
                 if hint == "stopped" and verdict.paused:
-                    signame = STOP_SIGNALS.get(live.controller.tracker.exit_code, "a signal")
+                    signame = cause or "a signal"
                     reason = f"stopped by {signame}; `luzia attach {job.id}` and `fg` resume it"
                     self.store.transition(job.id, JobState.RUNNING, reason)
                 elif hint == "lost":
@@ -659,30 +660,22 @@ class Engine:
 def _pane_hints(
     controller: TmuxController, hint: Callable[[str, str | None], None]
 ) -> Callable[[], None]:
-    """Subscribe to what the pane says: ``started``, ``ended``, ``stopped``, ``lost`` (cause)."""
-    tracker = controller.tracker
-    prompts = [tracker.prompts]
+    """Subscribe to the pane's typed events as hints: ``started``, ``ended``, ``stopped``,
+    ``lost`` (with its cause). None of them is taken as the truth; see :meth:`Engine._examine`."""
     started = [False]
 
-    def on_output(_data: bytes) -> None:  # runs in the reader thread, after the tracker
-        if not started[0] and not tracker.at_prompt:
+    def on_event(event: PaneEvent) -> None:
+        if isinstance(event, CommandStarted) and not started[0]:
             started[0] = True
             hint("started", None)
-        if tracker.prompts > prompts[0]:
-            prompts[0] = tracker.prompts
-            hint("stopped" if tracker.exit_code in STOP_SIGNALS else "ended", None)
+        elif isinstance(event, CommandEnded):
+            hint("ended", None)
+        elif isinstance(event, CommandStopped):
+            hint("stopped", event.signal)
+        elif isinstance(event, PaneLost):
+            hint("lost", None if event.stream_only else event.cause)
 
-    def on_event(name: str, args: list[str]) -> None:
-        if name == "exit" or (
-            name in ("window-close", "unlinked-window-close") and args[:1] == [controller.window_id]
-        ):
-            hint("lost", None)
-
-    unsubscribe = controller.stream.subscribe(on_output)
-    controller.client.on_event(on_event)
-    if controller.client.closed.is_set():
-        hint("lost", None)
-    return unsubscribe
+    return controller.subscribe(on_event)
 
 
 def _process_stopped(backend: Backend, job: Job) -> bool:

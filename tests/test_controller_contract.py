@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from controllers import CommandTimeout, InvalidInput
+from controllers import CommandEnded, CommandTimeout, InvalidInput
 from controllers.shell import strip_ansi
 
 from .conftest import Pane, start_foreground
@@ -59,9 +59,39 @@ def test_send_keys_refuses_nul_before_sending(pane: Pane) -> None:
 
 
 def test_delay_enter_sends_a_separate_enter(pane: Pane) -> None:
+    """The reader takes all it gets until 0.3 s pass without input: an Enter sent along
+    with the text would land in ``first.bin``; a delayed one arrives on its own."""
     c = pane.controller
-    c.send_keys("echo delayed-$((6*7))", delay_enter=0.2)
-    c.wait_for_prompt(r"delayed-42", timeout=10)
+    c.send_keys(
+        "stty raw -echo; printf 'RE%sDY\\n' A; head -c 1 > first.bin; "
+        "stty min 0 time 3; head -c 100 >> first.bin; "
+        "stty min 0 time 100; head -c 1 > enter.bin; stty sane"
+    )
+    c.wait_for_prompt(re.compile(r"^READY", re.M), timeout=10)
+    c.send_keys("typed", delay_enter=1.5)
+    c.wait_for_shell_prompt(timeout=30)
+    assert (pane.host_dir / "first.bin").read_bytes() == b"typed"
+    assert (pane.host_dir / "enter.bin").read_bytes() == b"\r"
+
+
+def test_tabs_typed_at_the_shell_prompt_are_text_not_completion(pane: Pane) -> None:
+    c = pane.controller
+    ended = threading.Event()
+    c.subscribe(lambda event: ended.set() if isinstance(event, CommandEnded) else None)
+    c.send_keys("printf '%s' 'a\tb\t\tc' > tabs.txt")
+    assert ended.wait(10)
+    assert (pane.host_dir / "tabs.txt").read_bytes() == b"a\tb\t\tc"
+
+
+@pytest.mark.parametrize("bracketed", [True, False], ids=["bracketed-paste", "plain"])
+def test_run_keeps_tabs(pane: Pane, bracketed: bool) -> None:
+    c = pane.controller
+    if not bracketed:  # e.g. a user's ~/.inputrc turned it off
+        c.run("bind 'set enable-bracketed-paste off'")
+        c.run("true")
+    assert c.tracker.bracketed_paste == bracketed
+    assert c.run("printf '%s' 'a\tb'").output == "a\tb"
+    assert c.run("printf '%s\\n' 'x\ty'\nprintf '\\t%s' \"'\"").output == "x\ty\n\t'"
 
 
 def test_named_keys_are_separate_and_validated(pane: Pane) -> None:
