@@ -150,7 +150,7 @@ def loss_state(container: Container, settle: float = 1.0) -> tuple[bool, str]:
         try:
             container.reload()
         except docker.errors.NotFound:
-            return False, f"container {container.short_id} was removed"
+            return False, f"container {container.short_id} removed"
         except docker.errors.DockerException as exc:
             return False, f"container {container.short_id}: {first_line(exc)}"
         status = container.status
@@ -158,8 +158,8 @@ def loss_state(container: Container, settle: float = 1.0) -> tuple[bool, str]:
             break
         time.sleep(0.05)
     if status == "removing":
-        return False, f"container {container.short_id} was removed"
+        return False, f"container {container.short_id} removed"
     if status != "running":
         code = container.attrs.get("State", {}).get("ExitCode")
-        return False, f"container {container.short_id} {status} (exit code {code})"
+        return False, f"container {container.short_id} {status} ({code})"
     return True, f"container {container.short_id} is running but its tmux server is gone"

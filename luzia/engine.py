@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controllers.errors import ControllerError
-from controllers.events import CommandEnded, CommandStarted, CommandStopped, PaneEvent, PaneLost
+from controllers.events import (
+    CommandEnded,
+    CommandStarted,
+    CommandStopped,
+    PaneEvent,
+    PaneLost,
+    PromptRedrawn,
+)
 from controllers.shell import PROMPT_MARK, START_MARK
 from luzia import scheduler, workspace
 from luzia.agents import AgentProfile
@@ -668,7 +675,7 @@ def _pane_hints(
         if isinstance(event, CommandStarted) and not started[0]:
             started[0] = True
             hint("started", None)
-        elif isinstance(event, CommandEnded):
+        elif isinstance(event, CommandEnded | PromptRedrawn):  # a job may fake a prompt earlier
             hint("ended", None)
         elif isinstance(event, CommandStopped):
             hint("stopped", event.signal)
