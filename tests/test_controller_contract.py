@@ -212,6 +212,41 @@ def test_pipe_output_keeps_everything_past_scrollback(pane: Pane) -> None:
     assert [str(i) for i in range(1, 5001)] == [line for line in log.splitlines() if line.isdigit()]
 
 
+def logging_cat(pane: Pane, log: str) -> str:
+    """The pid of the ``cat`` that ``pipe_output`` started to write ``log``."""
+    found = pane.controller.run(
+        f'for p in /proc/[0-9]*; do [ "$(readlink $p/fd/1)" = "$PWD/{log}" ] '
+        "&& echo pid=${p#/proc/}; done"
+    ).output.strip()
+    assert found.startswith("pid=") and found[4:].isdigit(), f"no process writes {log}: {found!r}"
+    return found[4:]
+
+
+def test_stop_pipe_waits_for_a_log_that_lags_behind(pane: Pane) -> None:
+    c = pane.controller
+    c.pipe_output(f"{pane.pane_dir}/lag.log")
+    pid = logging_cat(pane, "lag.log")
+    c.run(f"kill -STOP {pid}")
+    # ~600 KB, more than the socket to a stopped ``cat`` holds: tmux keeps the rest itself.
+    c.run("seq 1 100000", timeout=120)
+    # The consumer lagging behind is the subject: it resumes only after stop_pipe began.
+    c.tmux("run-shell", "-b", f"sleep 1; kill -CONT {pid}")
+    c.stop_pipe()
+    log = strip_ansi((pane.host_dir / "lag.log").read_bytes()).decode()
+    assert [str(i) for i in range(1, 100001)] == [ln for ln in log.splitlines() if ln.isdigit()]
+
+
+def test_stop_pipe_gives_up_on_a_log_that_never_catches_up(pane: Pane) -> None:
+    c = pane.controller
+    c.pipe_output(f"{pane.pane_dir}/stuck.log")
+    pid = logging_cat(pane, "stuck.log")
+    c.run(f"kill -STOP {pid}")
+    c.run("echo never-logged")
+    with pytest.raises(CommandTimeout, match=r"stuck\.log"):
+        c.stop_pipe(timeout=1)
+    assert c.run(f"kill -CONT {pid}; echo fine").output == "fine\n"
+
+
 def test_is_alive_and_server_killed_under_us(pane: Pane) -> None:
     c = pane.controller
     assert c.is_alive()
