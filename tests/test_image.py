@@ -20,7 +20,13 @@ import docker
 import docker.errors
 import pytest
 
-from controllers.errors import ControllerError, DockerUnavailable, ImageNotFound, InvalidInput
+from controllers.errors import (
+    ControllerError,
+    DockerUnavailable,
+    ImageBuildError,
+    ImageNotFound,
+    InvalidInput,
+)
 from controllers.image import (
     BASE_IMAGE,
     BuildResult,
@@ -259,7 +265,7 @@ def test_dockerfile_without_build_context_is_a_clear_error(
     import controllers.image
 
     monkeypatch.setattr(controllers.image, "AGENT_CONTEXT_DIR", tmp_path / "absent")
-    with pytest.raises(ControllerError, match=r"no Dockerfile at .*--method offline"):
+    with pytest.raises(ImageBuildError, match=r"no Dockerfile at .*--method offline"):
         build_agent_image(
             f"luzia-agent:test-dockerfile-{RUN_ID}", method="dockerfile", client=client
         )
