@@ -229,8 +229,9 @@ def test_utf8_round_trips_through_tmux(client: docker.DockerClient, built: Build
         client,
         f"printf '%s\\n' '{text}'; "
         "tmux -S /tmp/s new-session -d -x 80 -y 10 && "
-        f"tmux -S /tmp/s send-keys -l 'echo {text}' && tmux -S /tmp/s send-keys Enter && "
-        "sleep 0.5 && tmux -S /tmp/s capture-pane -p | grep -v '^$'",
+        f"tmux -S /tmp/s send-keys -l 'echo {text}; tmux wait-for -S echoed' && "
+        "tmux -S /tmp/s send-keys Enter && tmux -S /tmp/s wait-for echoed && "
+        "tmux -S /tmp/s capture-pane -p | grep -v '^$'",
         **HARDENED,
     )
     lines = out.splitlines()
