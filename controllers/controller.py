@@ -161,6 +161,9 @@ class TmuxController:
     owned: bool
     """True when this controller created the server (or container) and ``close`` ends it."""
 
+    tmux_binary = "tmux"
+    """The tmux program where the server runs, for shell commands run there."""
+
     def __init__(
         self, client: ControlModeClient, session: str, *, owned: bool, joined: bool = False
     ) -> None:
@@ -185,6 +188,7 @@ class TmuxController:
         self.stream.subscribe(self._on_output, replay=True)
         client.on_event(self._on_event)
         self._probe_prompt = joined and current == "bash"
+        self._pipe: tuple[_PipeTally, Callable[[], None]] | None = None
 
     # -- events --
 
@@ -294,12 +298,85 @@ class TmuxController:
     def pipe_output(self, path: str) -> None:
         """Append everything the pane prints from now on to ``path`` (where tmux runs).
 
-        Independent of scrollback, so a job's log is complete however long it runs.
+        Independent of scrollback, so a job's log is complete however long it runs. The
+        controller counts the bytes it hands over, so that :meth:`stop_pipe` can wait for
+        the log to hold them all.
         """
-        self.tmux("pipe-pane", "-O", "-t", self.pane_id, f"exec cat >> {shlex.quote(path)}")
+        self.stop_pipe()
+        start = self.file_size(path)
+        tally = _PipeTally(path, start)
+        unsubscribe = self.stream.subscribe(tally.feed)
+        command = join_command(
+            "pipe-pane", "-O", "-t", self.pane_id, f"exec cat >> {shlex.quote(path)}"
+        )
+        try:
+            # Under the stream's lock, so no output is fed before ``tally.sent`` is set: from
+            # then on, output after the command's answer is exactly what tmux pipes.
+            with self.stream.cond:
+                tally.sent = self._send(command)
+            self._wait(tally.sent)
+        except ControllerError:
+            unsubscribe()
+            raise
+        self._pipe = (tally, unsubscribe)
 
-    def stop_pipe(self) -> None:
+    def stop_pipe(self, timeout: float = 60.0) -> None:
+        """Stop :meth:`pipe_output`, once the log holds everything the pane printed so far.
+
+        tmux discards what it has not yet written to the pipe when the pipe is closed, and
+        its ``cat`` writes the log later still; under load both lag far behind the pane.
+        So this waits until the log has grown by every byte piped (a pipe started by
+        another controller is just closed). :class:`CommandTimeout` if ``cat`` falls
+        behind for ``timeout`` seconds; the pipe is stopped either way.
+        """
+        pipe, self._pipe = self._pipe, None
+        if pipe is None:
+            self.tmux("pipe-pane", "-t", self.pane_id)
+            return
+        tally, unsubscribe = pipe
+        unsubscribe()
+        with self.stream.cond:
+            want = tally.start + tally.piped
+        size = self._wait_file_size(tally.path, want, timeout)
         self.tmux("pipe-pane", "-t", self.pane_id)
+        if size < want:
+            raise CommandTimeout(
+                f"the log {tally.path} got {size - tally.start} of the {tally.piped} bytes "
+                f"pane {self.pane_id} printed within {timeout:g} s; the rest is lost"
+            )
+
+    def file_size(self, path: str) -> int:
+        """The size of ``path`` where tmux runs (0 if there is no such file).
+
+        ``run-shell`` output does not reach a control client, so the shell command hands
+        the number back through a pane option.
+        """
+        option = "@luzia_file_size"
+        script = (
+            f"{{ {shlex.quote(self.tmux_binary)} set-option -p -t {self.pane_id} {option} "
+            f'"$(wc -c < {shlex.quote(path)} || echo 0)"; }} >/dev/null 2>&1'
+        )
+        self.tmux("set-option", "-p", "-u", "-t", self.pane_id, option)
+        self.tmux("run-shell", script.replace("#", "##"))
+        value = self.tmux("display-message", "-p", "-t", self.pane_id, f"#{{{option}}}")
+        text = value[0].strip() if value else ""
+        if not text.isdigit():
+            raise ControllerError(
+                f"could not read the size of {path} where tmux runs "
+                f"(is {self.tmux_binary!r} on the server's PATH?)"
+            )
+        return int(text)
+
+    def _wait_file_size(self, path: str, size: int, timeout: float) -> int:
+        """Poll the size of ``path`` until it reaches ``size`` (a file sends no event)."""
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            now = self.file_size(path)
+            if now >= size or time.monotonic() > deadline:
+                return now
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
     # -- waiting --
 
@@ -533,6 +610,21 @@ class TmuxController:
         """We end the stream ourselves (detach, kill): say so, not what tmux sees."""
         if self._ending is None:
             self._ending = (cause, stream_only)
+
+
+class _PipeTally:
+    """Counts the bytes ``pipe-pane`` hands to ``cat``: the pane's output after the answer
+    to the ``pipe-pane`` command (tmux sends both in the order it handled them)."""
+
+    def __init__(self, path: str, start: int) -> None:
+        self.path = path
+        self.start = start
+        self.sent: PendingCommand | None = None
+        self.piped = 0
+
+    def feed(self, data: bytes) -> None:
+        if self.sent is not None and self.sent.done.is_set():
+            self.piped += len(data)
 
 
 def _digest(text: str) -> bytes:

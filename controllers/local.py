@@ -46,6 +46,7 @@ class LocalTmuxController(TmuxController):
         if socket_path is None:
             self._tmpdir = tempfile.mkdtemp(prefix="luzia-tmux-")
             socket_path = Path(self._tmpdir) / "tmux.sock"
+        self.tmux_binary = binary
         self.socket_path = Path(socket_path)
         joined = self.socket_path.exists()
         self._prefix = [binary, "-S", str(self.socket_path)]

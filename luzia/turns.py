@@ -28,6 +28,9 @@ scrolled higher is history (an old question already answered)."""
 ENTER_RETRIES = 2
 """Extra Enters sent when the agent shows no reaction to the first (TUIs may drop one)."""
 
+KEYS_REACTION_TIMEOUT = 30.0
+"""Longest wait for any output after keys typed without Enter (a key may be ignored)."""
+
 Report = Callable[[str, str], None]
 
 
@@ -91,8 +94,9 @@ class TurnWatcher:
                 self._deliver(self.task, enter=True)
                 self.report("running", "working on the task")
             while True:
-                self.report("idle", self._wait_turn_end())
-                if self._wait_output_or_input(after=self.controller.stream.position):
+                message, seen = self._wait_turn_end()
+                self.report("idle", message)
+                if self._wait_output_or_input(after=seen):
                     text, enter = self._inputs.popleft()
                     try:
                         self._deliver(text, enter)
@@ -123,8 +127,12 @@ class TurnWatcher:
                 raise Stopped
             self._wait_output(after=seen, timeout=deadline - time.monotonic())
 
-    def _wait_turn_end(self) -> str:
-        """Block until a turn has ended; return what a person should know about it."""
+    def _wait_turn_end(self) -> tuple[str, int]:
+        """Block until a turn has ended; return what a person should know about it.
+
+        Also returns the stream position read before the screen that showed the end:
+        output after it may not be on that screen, so waiting for the next turn starts there.
+        """
         while True:
             self._wait_quiet(self.profile.quiet)
             seen = self.controller.stream.position
@@ -134,10 +142,10 @@ class TurnWatcher:
                     line = next(
                         (ln for ln in tail.splitlines() if match.group(0) in ln), match.group(0)
                     )
-                    return f"waiting for a person: {line.strip()}"
+                    return f"waiting for a person: {line.strip()}", seen
             busy = self._busy is not None and self._busy.search(tail)
             if not busy and (self._prompt is None or self._prompt.search(tail)):
-                return "waiting at its prompt"
+                return "waiting at its prompt", seen
             self._wait_output(after=seen)
 
     def _deliver(self, text: str, enter: bool) -> None:
@@ -150,7 +158,11 @@ class TurnWatcher:
         Without ``enter`` the text is typed as keys, e.g. the answer to a y/n question.
         """
         if not enter:
+            # Until the agent reacts to the keys, its screen still shows what they answer:
+            # judging the turn's end before that would report the same question again.
+            seen = self.controller.stream.position
             self.controller.send_keys(text, enter=False)
+            self._wait_output(after=seen, timeout=KEYS_REACTION_TIMEOUT)
             return
         if text:
             self.controller.paste(text)

@@ -297,7 +297,7 @@ def test_adopt_by_missing_label_or_id_is_refused(docker_engine: docker.DockerCli
     key, value = unique_label()
     with pytest.raises(ControllerError, match=r"expected one .* found 0"):
         DockerTmuxController.adopt(label=f"{key}={value}", client=docker_engine)
-    with pytest.raises(ControllerError, match="no container 'luzia-no-such-container"):
+    with pytest.raises(ContainerGone, match="no container 'luzia-no-such-container"):
         DockerTmuxController.adopt(f"luzia-no-such-container-{value}", client=docker_engine)
     with pytest.raises(ControllerError, match="not both"):
         DockerTmuxController.adopt("x", label="y", client=docker_engine)

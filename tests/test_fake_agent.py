@@ -10,7 +10,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ QUESTION = re.compile(r"\[y/n\]\s*\Z")
 """The agent waits for a person: a ``[y/n]`` question is the last thing on the screen."""
 
 QUICK = {"FAKE_AGENT_THINK": "0.2", "FAKE_AGENT_STREAM_DELAY": "0.005"}
-ENTER_DELAY = 0.2
 
 
 def start(c: TmuxController, agent: str | Path = AGENT, **env: str) -> None:
@@ -35,9 +33,16 @@ def start(c: TmuxController, agent: str | Path = AGENT, **env: str) -> None:
 
 
 def submit(c: TmuxController, task: str) -> None:
-    """Deliver a task as luzia does: a bracketed paste, then a separate Enter."""
+    """Deliver a task as luzia does: a bracketed paste, then a separate Enter.
+
+    The Enter goes once the agent has echoed the paste's last line: it took the paste.
+    """
+    seen = c.stream.position
     c.paste(task)
-    time.sleep(ENTER_DELAY)
+    echo = task.strip().splitlines()[-1].encode()
+    with c.stream.cond:
+        took = c.stream.cond.wait_for(lambda: echo in c.stream.read(seen), 15)
+    assert took, f"the agent did not echo the pasted {task!r}"
     c.send_key("Enter")
 
 
@@ -172,6 +177,7 @@ def test_silent_stretch_is_not_a_turn_end(tmux_controller: TmuxController) -> No
     c = tmux_controller
     start(c)
     submit(c, "say: starting\nsilent 3\nsay: after the silence\n")
+    c.wait_for_prompt(r"(?m)^  starting$", timeout=15)  # the reply, not the echoed task
     quiet_screen = c.wait_for_idle(idle_time=0.5, timeout=15)
     assert quiet_screen.splitlines()[-1] == "  starting"  # the reply so far, no prompt
     assert not PROMPT.search(quiet_screen)
@@ -278,5 +284,5 @@ def test_in_the_agent_container(agent_container: DockerTmuxController, tmp_path:
     c.send_keys("y", enter=False)
     wait_turn_done(c, 1)
     assert (workspace / "main.py").read_text() == "print('from the container')\n"
-    c.send_keys("/exit", delay_enter=ENTER_DELAY)
+    c.send_keys("/exit")
     assert wait_exit(c) == 0

@@ -20,7 +20,13 @@ import docker
 import docker.errors
 import pytest
 
-from controllers.errors import ControllerError, DockerUnavailable, ImageNotFound, InvalidInput
+from controllers.errors import (
+    ControllerError,
+    DockerUnavailable,
+    ImageBuildError,
+    ImageNotFound,
+    InvalidInput,
+)
 from controllers.image import (
     BASE_IMAGE,
     BuildResult,
@@ -222,8 +228,9 @@ def test_utf8_round_trips_through_tmux(client: docker.DockerClient, built: Build
         client,
         f"printf '%s\\n' '{text}'; "
         "tmux -S /tmp/s new-session -d -x 80 -y 10 && "
-        f"tmux -S /tmp/s send-keys -l 'echo {text}' && tmux -S /tmp/s send-keys Enter && "
-        "sleep 0.5 && tmux -S /tmp/s capture-pane -p | grep -v '^$'",
+        f"tmux -S /tmp/s send-keys -l 'echo {text}; tmux wait-for -S echoed' && "
+        "tmux -S /tmp/s send-keys Enter && tmux -S /tmp/s wait-for echoed && "
+        "tmux -S /tmp/s capture-pane -p | grep -v '^$'",
         **HARDENED,
     )
     lines = out.splitlines()
@@ -258,7 +265,7 @@ def test_dockerfile_without_build_context_is_a_clear_error(
     import controllers.image.build
 
     monkeypatch.setattr(controllers.image.build, "AGENT_CONTEXT_DIR", tmp_path / "absent")
-    with pytest.raises(ControllerError, match=r"no Dockerfile at .*--method offline"):
+    with pytest.raises(ImageBuildError, match=r"no Dockerfile at .*--method offline"):
         build_agent_image(
             f"luzia-agent:test-dockerfile-{RUN_ID}", method="dockerfile", client=client
         )

@@ -15,6 +15,7 @@ import pytest
 from luzia.agents import BUILTIN_PROFILES
 from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
+from luzia.errors import UsageError
 from luzia.jobs import FINAL_STATES, JobEvent, JobState
 
 AGENT_ENV = {
@@ -150,5 +151,5 @@ def test_long_silent_stretch_is_not_a_turn_end(
 
 
 def test_command_mode_rejects_an_interactive_agent(dispatcher: ResponsiveDispatcher) -> None:
-    with pytest.raises(Exception, match="interactive"):
+    with pytest.raises(UsageError, match="is interactive; it cannot run in command mode"):
         dispatcher.dispatch_task("x", agent="fake", mode="command", workdir="/tmp")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from luzia import workspace as ws
-from luzia.errors import LuziaError
+from luzia.errors import LuziaError, UsageError
 
 JOB = "k3v9q0tz"
 ORIGINAL_APP = "".join(f"line {n}\n" for n in range(1, 41))
@@ -286,7 +286,7 @@ def test_no_snapshot_for_the_job(tmp_path: Path) -> None:
     ws.pre_task(repo, JOB)
     with pytest.raises(ws.NoSnapshot, match="still running"):
         ws.commit(repo, JOB)
-    with pytest.raises(LuziaError, match="cannot name a git ref"):
+    with pytest.raises(UsageError, match="cannot name a git ref"):
         ws.diff(repo, "../../HEAD")
 
 
@@ -424,7 +424,7 @@ def test_commit_on_a_new_branch_touches_nothing_else(tmp_path: Path) -> None:
     assert committed_paths(repo, f"luzia/{JOB}") == AGENT_PATHS
     with pytest.raises(ws.WorkspaceChanged, match="already exists"):
         ws.commit(repo, JOB, branch=f"luzia/{JOB}")
-    with pytest.raises(LuziaError, match="not a valid branch name"):
+    with pytest.raises(UsageError, match="not a valid branch name"):
         ws.commit(repo, JOB, branch="bad..name")
 
 
@@ -691,7 +691,7 @@ def test_workspace_busy(tmp_path: Path) -> None:
 
 def test_snapshot_ref_must_be_a_ref(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
-    with pytest.raises(LuziaError, match="must start with refs/"):
+    with pytest.raises(UsageError, match="must start with refs/"):
         ws.snapshot(repo, "luzia/x")
     shutil.rmtree(repo / ".git")
     assert ws.snapshot(repo, "refs/luzia/x/pre") is None

@@ -1,0 +1,100 @@
+"""The turn watcher on a real pane, with agents that react slowly (as under load)."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controllers import LocalTmuxController
+from luzia.agents import AgentProfile
+from luzia.turns import TurnWatcher
+
+PROFILE = AgentProfile(
+    name="slow",
+    command="bash ./slow-agent",
+    prompt=r"(?m)^>\s*$",
+    questions=(r"\[y/n\]\s*$",),
+    delay_enter=0.05,
+    quiet=0.3,
+    start_timeout=30,
+)
+
+# Reads a task, asks, then waits before it reacts at all: its answer is not echoed by the
+# terminal (read -s), as in raw-mode TUIs. The waits are the subject, a slow agent.
+SLOW_AGENT = r"""
+printf '> '
+read -r task
+printf 'Proceed? [y/n] '
+if ! read -r -s -n1 -t "$ANSWER_WAIT" answer; then answer=timeout; fi
+sleep "$REACT"
+printf '%s\nDone.\n> ' "$answer"
+read -r more
+"""
+
+
+@pytest.fixture
+def pane(tmp_path: Path) -> Iterator[LocalTmuxController]:
+    (tmp_path / "slow-agent").write_text(SLOW_AGENT)
+    with LocalTmuxController(cwd=tmp_path) as controller:
+        controller.wait_for_shell_prompt(10)
+        yield controller
+
+
+class Reports:
+    """What the watcher reported, in order."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    def __call__(self, state: str, message: str) -> None:
+        self.queue.put((state, message))
+
+    def next_idle(self) -> str:
+        while True:
+            state, message = self.queue.get(timeout=30)
+            if state == "idle":
+                return message
+
+
+def test_an_answer_is_not_taken_for_a_turn_end_before_the_agent_reacts(
+    pane: LocalTmuxController,
+) -> None:
+    reports = Reports()
+    watcher = TurnWatcher(pane, PROFILE, "go", reports)
+    pane.send_keys("ANSWER_WAIT=60 REACT=1 bash ./slow-agent")
+    watcher.start()
+    try:
+        assert "waiting for a person" in reports.next_idle()
+        watcher.submit("n", enter=False)
+        assert reports.next_idle() == "waiting at its prompt"
+        assert "n\nDone." in pane.capture_pane()
+    finally:
+        watcher.stop()
+
+
+def test_output_while_the_turn_end_is_reported_is_not_missed(
+    pane: LocalTmuxController,
+) -> None:
+    """The agent goes on by itself while the question is being reported (a slow report)."""
+    seen_question = []
+
+    def report(state: str, message: str) -> None:
+        if "waiting for a person" in message and not seen_question:
+            seen_question.append(pane.stream.position)
+            with pane.stream.cond:
+                pane.stream.cond.wait_for(lambda: pane.stream.position > seen_question[0], 30)
+        reports(state, message)
+
+    reports = Reports()
+    watcher = TurnWatcher(pane, PROFILE, "go", report)
+    pane.send_keys("ANSWER_WAIT=0.5 REACT=0 bash ./slow-agent")
+    watcher.start()
+    try:
+        assert "waiting for a person" in reports.next_idle()
+        assert reports.next_idle() == "waiting at its prompt"
+        assert "timeout\nDone." in pane.capture_pane()
+    finally:
+        watcher.stop()
