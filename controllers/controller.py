@@ -320,6 +320,12 @@ class TmuxController:
             raise
         self._pipe = (tally, unsubscribe)
 
+    @property
+    def pipe_counted(self) -> bool:
+        """Whether this controller started the pane's pipe, so :meth:`stop_pipe` can wait for
+        the log to hold every byte (an adopted pane's pipe was counted by someone else)."""
+        return self._pipe is not None
+
     def stop_pipe(self, timeout: float = 60.0) -> None:
         """Stop :meth:`pipe_output`, once the log holds everything the pane printed so far.
 

@@ -71,6 +71,9 @@ ends that could not be recorded yet, panes to reconnect)."""
 LOG_DRAIN_TIMEOUT = 2.0
 """Longest wait for ``pipe-pane`` to write a finished job's last output to its log."""
 
+PIPE_DRAIN_TIMEOUT = 60.0
+"""Longest wait for a slow ``cat`` (a loaded machine) to write every byte a pane piped."""
+
 START_WORKERS = 8
 """Jobs started at once: container starts are I/O bound, mostly waiting on the Docker Engine."""
 
@@ -363,19 +366,23 @@ class Engine:
         self._events.put(("ended", job.id, None))  # it may have ended while we were away
 
     def _drop_live(self, job_id: str) -> _Live | None:
-        """Stop watching the job; the one caller that gets it back records the end."""
+        """Stop watching the job (still connected: its end drains the log through it); the one
+        caller that gets it back records the end."""
         with self._live_lock:
             live = self._live.pop(job_id, None)
             self._reconnect.discard(job_id)
         if live is not None:
-            self._unwatch(live)
+            self._release(live)
         return live
 
-    def _unwatch(self, live: _Live) -> None:
+    def _release(self, live: _Live) -> None:
         if live.turns is not None:
             live.turns.stop()
         if live.unsubscribe is not None:
             live.unsubscribe()
+
+    def _unwatch(self, live: _Live) -> None:
+        self._release(live)
         with contextlib.suppress(ControllerError):
             live.controller.detach()
 
@@ -396,9 +403,11 @@ class Engine:
         read the whole log and act on the workspace at once.
         """
         notes = []
-        drained = code is None or log_has_prompt(job.log_path, LOG_DRAIN_TIMEOUT)
-        if not drained and _disk_full(job.log_path):
+        if not self._drain_log(live, job, code) and _disk_full(job.log_path):
             notes.append("log truncated: no space left on the device")
+        if live is not None:
+            with contextlib.suppress(ControllerError):
+                live.controller.detach()
         with contextlib.suppress(ControllerError, LuziaError, OSError):
             self._backend(job).finished(job)
         try:
@@ -410,6 +419,23 @@ class Engine:
             state = JobState.COMPLETED if code == 0 else JobState.FAILED
         full_reason = "; ".join([reason, *notes])
         self._record_end(_End(job, state, code, full_reason))
+
+    def _drain_log(self, live: _Live | None, job: Job, code: int | None) -> bool:
+        """Wait until the log holds everything the pane printed; False if it never will.
+
+        The controller that started the pipe counted every byte it handed over and waits for
+        the log to hold them (tmux drops what is unwritten when a pipe closes); an adopted
+        pane's log is read for the final prompt instead.
+        """
+        if live is not None and live.controller.pipe_counted:
+            timeout = LOG_DRAIN_TIMEOUT if _disk_full(job.log_path) else PIPE_DRAIN_TIMEOUT
+            try:
+                live.controller.stop_pipe(timeout)
+                return True
+            except ControllerError as exc:
+                log.warning("job %s: %s", job.id, exc)
+                return False
+        return code is None or log_has_prompt(job.log_path, LOG_DRAIN_TIMEOUT)
 
     def _record_end(self, end: _End) -> None:
         """Record an end; if the store cannot be written, keep it and try again on each tick."""
