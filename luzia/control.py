@@ -116,7 +116,7 @@ class ControlServer:
             os.unlink(self.address)
 
 
-def ask_engine(home: Path, request: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+def ask_engine(home: Path, request: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
     """Send ``request`` to the engine of ``home`` and return its answer.
 
     Starts an engine if none runs (unless ``LUZIA_NO_AUTOSTART=1``) and waits for it to listen.
