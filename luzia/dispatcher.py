@@ -236,13 +236,9 @@ class ResponsiveDispatcher:
         to kill: it ends every process of the job first and records ``killed`` after, so when
         the kill fails nothing is recorded and the error is raised.
         """
-        job = self.store.resolve(job_id)
+        job = self.store.kill_if_queued(self.store.resolve(job_id).id)
         if job.state in FINAL_STATES:
             return job
-        if job.state is JobState.QUEUED:
-            job = self.store.transition(job.id, JobState.KILLED, "killed before it started")
-            if job.state is not JobState.STARTING:
-                return job  # killed, or ended otherwise; else the engine claimed it meanwhile
         self._ask("kill", job.id)
         return self.store.get(job.id)
 

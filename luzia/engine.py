@@ -225,10 +225,9 @@ class Engine:
         job = self.store.resolve(job_id)
         if job.state in FINAL_STATES:
             return job
-        if job.state is JobState.QUEUED:
-            job = self.store.transition(job.id, JobState.KILLED, "killed before it started")
-            if job.state is not JobState.STARTING:
-                return job  # else claimed by a start meanwhile: kill it as a live job
+        job = self.store.kill_if_queued(job.id)
+        if job.state in FINAL_STATES:
+            return job
         with self._live_lock:
             self._killing.add(job.id)
             starting = self._starting.get(job.id)

@@ -430,6 +430,24 @@ class JobStore:
             con.execute(_INSERT_EVENT, (job_id, rows[0][-1], now, new_state.value, reason))
         return self._job(rows[0])
 
+    def kill_if_queued(self, job_id: str) -> Job:
+        """Mark the job ``killed`` if, and only if, it is still ``queued``; return it as it is.
+
+        One statement, so a job an engine claims at the same moment is either never started or
+        left ``starting`` for the engine to kill: a queued job has nothing to stop.
+        """
+        now = time.time()
+        reason = "killed before it started"
+        sql = (
+            "UPDATE jobs SET state = 'killed', updated_at = ?, finished_at = ?, message = ?, "
+            "last_seq = last_seq + 1 WHERE id = ? AND state = 'queued' RETURNING last_seq"
+        )
+        with self._write() as con:
+            rows = con.execute(sql, (now, now, reason, job_id)).fetchall()
+            if rows:
+                con.execute(_INSERT_EVENT, (job_id, rows[0][0], now, "killed", reason))
+        return self.get(job_id)
+
     def update(self, job_id: str, **fields: object) -> Job:
         """Set ``fields`` without a state change or an event (e.g. the container id once known)."""
         _check_fields(fields)

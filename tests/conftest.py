@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from controllers import DockerTmuxController, LocalTmuxController, TmuxController
 from controllers.pytest_plugin import TEST_RUN_ID
+from luzia.jobs import Job, JobState
 
 
 @dataclass
@@ -99,3 +101,29 @@ def start_foreground(c: TmuxController, command: str) -> None:
     while c.current_command() == "bash":  # our shell, until the program takes over
         assert time.monotonic() < deadline, f"{command!r} never started"
         time.sleep(0.01)
+
+
+def sample_job(**fields: object) -> Job:
+    """A job record with plain values, for code that only reads jobs (rules, renderers)."""
+    base = Job(
+        id="j0",
+        project=None,
+        task="true",
+        state=JobState.QUEUED,
+        backend="local",
+        mode="command",
+        agent=None,
+        workdir=Path("/w"),
+        image=None,
+        container_id=None,
+        tmux_target=None,
+        exit_code=None,
+        message=None,
+        created_at=0.0,
+        started_at=None,
+        finished_at=None,
+        updated_at=0.0,
+        log_path=Path("/l"),
+        job_dir=Path("/d"),
+    )
+    return dataclasses.replace(base, **fields)  # type: ignore[arg-type]

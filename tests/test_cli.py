@@ -18,31 +18,10 @@ from click.testing import CliRunner, Result
 from controllers.shell import PROMPT_MARK, START_MARK
 from luzia.cli import COMMANDS, cli
 from luzia.dispatcher import ResponsiveDispatcher
-from luzia.jobs import Job, JobEvent, JobState
+from luzia.jobs import JobEvent, JobState
+from tests.conftest import sample_job
 
-JOB_KEYS = set(
-    Job(
-        id="x",
-        project=None,
-        task="t",
-        state=JobState.QUEUED,
-        backend="auto",
-        mode="command",
-        agent=None,
-        workdir=Path("/"),
-        image=None,
-        container_id=None,
-        tmux_target=None,
-        exit_code=None,
-        message=None,
-        created_at=0.0,
-        started_at=None,
-        finished_at=None,
-        updated_at=0.0,
-        log_path=Path("/l"),
-        job_dir=Path("/d"),
-    ).to_dict()
-)
+JOB_KEYS = set(sample_job(backend="auto", workdir=Path("/")).to_dict())
 EVENT_KEYS = set(JobEvent("x", 1, 0.0, JobState.QUEUED, "r").to_dict())
 
 

@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
 from luzia.jobs import Job, JobState
 from luzia.scheduler import expired, plan_starts
 from luzia.verdict import Evidence, decide
-
-BASE = Job(
-    id="j0",
-    project=None,
-    task="true",
-    state=JobState.QUEUED,
-    backend="local",
-    mode="command",
-    agent=None,
-    workdir=Path("/w"),
-    image=None,
-    container_id=None,
-    tmux_target=None,
-    exit_code=None,
-    message=None,
-    created_at=0.0,
-    started_at=None,
-    finished_at=None,
-    updated_at=0.0,
-    log_path=Path("/l"),
-    job_dir=Path("/d"),
-)
+from tests.conftest import sample_job
 
 
 def job(job_id: str, **fields: object) -> Job:
-    return dataclasses.replace(BASE, id=job_id, **fields)  # type: ignore[arg-type]
+    return sample_job(id=job_id, **fields)
 
 
 def same_path(workdir: Path, busy: Mapping[Path, str]) -> Path | None:
