@@ -295,15 +295,16 @@ class TmuxController:
             lines.pop()
         return "\n".join(lines)
 
-    def pipe_output(self, path: str) -> None:
+    def pipe_output(self, path: str, *, size_now: int | None = None) -> None:
         """Append everything the pane prints from now on to ``path`` (where tmux runs).
 
         Independent of scrollback, so a job's log is complete however long it runs. The
         controller counts the bytes it hands over, so that :meth:`stop_pipe` can wait for
-        the log to hold them all.
+        the log to hold them all. ``size_now``: the file's size, when the caller can read it
+        faster than tmux can (``run-shell``, a process or two).
         """
         self.stop_pipe()
-        start = self.file_size(path)
+        start = self.file_size(path) if size_now is None else size_now
         tally = _PipeTally(path, start)
         unsubscribe = self.stream.subscribe(tally.feed)
         command = join_command(
@@ -326,14 +327,15 @@ class TmuxController:
         the log to hold every byte (an adopted pane's pipe was counted by someone else)."""
         return self._pipe is not None
 
-    def stop_pipe(self, timeout: float = 60.0) -> None:
+    def stop_pipe(self, timeout: float = 60.0, *, size_of: Callable[[], int] | None = None) -> None:
         """Stop :meth:`pipe_output`, once the log holds everything the pane printed so far.
 
         tmux discards what it has not yet written to the pipe when the pipe is closed, and
         its ``cat`` writes the log later still; under load both lag far behind the pane.
         So this waits until the log has grown by every byte piped (a pipe started by
         another controller is just closed). :class:`CommandTimeout` if ``cat`` falls
-        behind for ``timeout`` seconds; the pipe is stopped either way.
+        behind for ``timeout`` seconds; the pipe is stopped either way. ``size_of`` reads the
+        log's size where the caller sees it (a bind mount, this host), instead of through tmux.
         """
         pipe, self._pipe = self._pipe, None
         if pipe is None:
@@ -343,7 +345,7 @@ class TmuxController:
         unsubscribe()
         with self.stream.cond:
             want = tally.start + tally.piped
-        size = self._wait_file_size(tally.path, want, timeout)
+        size = self._wait_file_size(tally.path, want, timeout, size_of)
         self.tmux("pipe-pane", "-t", self.pane_id)
         if size < want:
             raise CommandTimeout(
@@ -373,12 +375,14 @@ class TmuxController:
             )
         return int(text)
 
-    def _wait_file_size(self, path: str, size: int, timeout: float) -> int:
+    def _wait_file_size(
+        self, path: str, size: int, timeout: float, size_of: Callable[[], int] | None
+    ) -> int:
         """Poll the size of ``path`` until it reaches ``size`` (a file sends no event)."""
         deadline = time.monotonic() + timeout
-        pause = 0.005
+        pause = 0.001 if size_of else 0.005
         while True:
-            now = self.file_size(path)
+            now = size_of() if size_of else self.file_size(path)
             if now >= size or time.monotonic() > deadline:
                 return now
             time.sleep(pause)

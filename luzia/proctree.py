@@ -16,8 +16,12 @@ when the command ends, inside a container (which has no Python), and on this hos
 
 from __future__ import annotations
 
+import contextlib
 import math
-import subprocess
+import os
+import signal
+import time
+from pathlib import Path
 
 from luzia.errors import BackendError
 
@@ -104,25 +108,60 @@ def reaper_argv(action: str, tag: str, pgroup: str, grace: float = KILL_GRACE) -
     return ["bash", "-c", reaper_setup(grace) + calls[action], "luzia-reaper", tag, pgroup]
 
 
+def job_pids(tag: str, pgroup: str = "") -> list[int]:
+    """The live processes of the job on this host, by the rule ``luzia_scan`` applies in bash
+    (tag in the environment, or the recorded group and session); Python reads ``/proc`` about
+    ten times faster, and on a host with hundreds of processes that is most of a job's end."""
+    try:
+        group_session = Path(pgroup).read_text().split()[:2] if pgroup else []
+    except OSError:
+        group_session = []
+    needle = f"{TAG_VAR}={tag}".encode()
+    mine, parent = os.getpid(), os.getppid()
+    uid = os.getuid()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in (mine, parent):
+            continue
+        try:
+            if uid and os.stat(f"/proc/{name}").st_uid != uid:
+                continue
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+            if not fields or fields[0] in (b"Z", b"X"):
+                continue
+            if [field.decode() for field in fields[2:4]] == group_session:
+                found.append(int(name))
+                continue
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    found.append(int(name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
 def end_local(tag: str, pgroup: str = "", grace: float = KILL_GRACE) -> None:
     """SIGTERM every process of the job on this host, SIGKILL what outlives ``grace``; return
     once none is left. Raises ``BackendError`` when some cannot be ended."""
-    timeout = math.ceil(grace) + KILL_WAIT + 30
-    try:
-        done = subprocess.run(
-            reaper_argv("end", tag, pgroup, grace), capture_output=True, text=True, timeout=timeout
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BackendError(f"cannot end the processes of job {tag}: {exc}") from exc
-    if done.returncode != 0:
-        why = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
-        raise BackendError(f"cannot end the processes of job {tag}: {why[0]}")
+    kill_at = time.monotonic() + grace
+    give_up = kill_at + KILL_WAIT
+    termed: set[int] = set()
+    while pids := job_pids(tag, pgroup):
+        now = time.monotonic()
+        if now >= give_up:
+            raise BackendError(f"cannot end the processes of job {tag}: {pids} survive SIGKILL")
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                if now >= kill_at:
+                    os.kill(pid, signal.SIGKILL)
+                elif pid not in termed:
+                    termed.add(pid)
+                    os.kill(pid, signal.SIGTERM)
+                    os.kill(pid, signal.SIGCONT)
+        time.sleep(0.05)
 
 
 def alive_local(tag: str, pgroup: str = "") -> bool:
     """Whether any process of the job runs on this host."""
-    try:
-        done = subprocess.run(reaper_argv("alive", tag, pgroup), capture_output=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BackendError(f"cannot look for the processes of job {tag}: {exc}") from exc
-    return done.returncode == 0
+    return bool(job_pids(tag, pgroup))
