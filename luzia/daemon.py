@@ -122,7 +122,7 @@ def start_engine(home: Path, *, wait: float = 5.0) -> EngineStatus:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         status = engine_status(home)
-        if status.running:
+        if status.running and status.pid is not None:  # the lock is taken before engine.json
             return status
         time.sleep(0.02)
     raise LuziaError(f"the engine did not start; see {home / LOG_FILE}")
