@@ -14,7 +14,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -26,7 +25,13 @@ from luzia.agents import AgentProfile
 from luzia.config import agent_command
 from luzia.errors import BackendError, LuziaError
 from luzia.jobs import Job
-from luzia.paths import EXIT_CODE_FILE, LOG_FILE
+from luzia.paths import (
+    EXIT_CODE_FILE,
+    LOG_FILE,
+    check_private_dir,
+    runtime_dir,
+    write_private,
+)
 from luzia.proctree import (
     KILL_GRACE,
     KILL_WAIT,
@@ -62,6 +67,9 @@ _RUN_HEAD = """\
 """
 _RUN_BODY = f"""\
 dir=${{0%/*}}
+# What this script writes is the user's alone; the command gets the umask it was given.
+umask_was=$(umask)
+umask 077
 echo $$ > "$dir/pid"
 read -r stat < /proc/$$/stat && stat=(${{stat##*) }})
 (( stat[2] == $$ )) && echo "${{stat[2]}} ${{stat[3]}}" > "$dir/{PGROUP_FILE}"
@@ -70,6 +78,7 @@ read -r stat < /proc/$$/stat && stat=(${{stat##*) }})
 printf '%-{EXIT_CODE_WIDTH}s\\n' '' > "$dir/exit_code"
 # Outlive a hangup, Ctrl-C or SIGTERM (the command still gets them) to clean up after it.
 trap : HUP INT TERM
+umask "$umask_was"
 cd "$1" && bash "$dir/command.sh"
 status=$?
 {{reap}}printf '%-{EXIT_CODE_WIDTH}d\\n' "$status" 1<> "$dir/exit_code"
@@ -104,9 +113,11 @@ def job_command(job: Job, profile: AgentProfile | None) -> str:
 
 
 def write_job_scripts(job: Job, command: str, *, reap: bool = True) -> None:
-    """``command.sh`` (what the job runs) and ``run.sh`` (runs it, records its exit status)."""
-    (job.job_dir / COMMAND_FILE).write_text(command + "\n")
-    (job.job_dir / RUN_FILE).write_text(run_script(job, reap=reap))
+    """``command.sh`` (what the job runs) and ``run.sh`` (runs it, records its exit status), and
+    an empty log for tmux to append to: all 0600, whatever umask the pane has."""
+    write_private(job.job_dir / COMMAND_FILE, (command + "\n").encode())
+    write_private(job.job_dir / RUN_FILE, run_script(job, reap=reap).encode())
+    write_private(job.job_dir / LOG_FILE, b"")
 
 
 def read_exit_code(job: Job) -> int | None:
@@ -439,8 +450,10 @@ class LocalBackend(Backend):
     def reattach(self, job: Job) -> TmuxController | None:
         from controllers.local import LocalTmuxController
 
-        socket = Path(job.tmux_target or "")
-        if not job.tmux_target or not socket.exists():
+        if not job.tmux_target:
+            return None
+        socket = _socket_of(job)
+        if not socket.exists():
             return None
         try:
             controller = LocalTmuxController(socket, session=SESSION)
@@ -491,22 +504,21 @@ class LocalBackend(Backend):
         return removed
 
     def attach_command(self, job: Job, read_only: bool) -> list[str]:
-        if not job.tmux_target or not Path(job.tmux_target).exists():
+        if not job.tmux_target or not _socket_of(job).exists():
             raise LuziaError(f"job {job.id} has no tmux server to attach to")
         argv = ["tmux", "-u", "-S", job.tmux_target, "attach-session", "-t", SESSION]
         return [*argv, "-r"] if read_only else argv
 
     def tmux_command(self, job: Job) -> list[str]:
-        if not job.tmux_target or not Path(job.tmux_target).exists():
+        if not job.tmux_target or not _socket_of(job).exists():
             raise LuziaError(f"job {job.id} has no tmux server")
         return ["tmux", "-S", job.tmux_target]
 
 
 def local_socket(home: Path, job_id: str) -> Path:
-    """A short socket path (sockets are limited to ~107 bytes), private to this user and home."""
-    base = Path(tempfile.gettempdir()) / f"luzia-{os.getuid()}"
-    base.mkdir(mode=0o700, exist_ok=True)
-    return base / f"{_home_tag(home)}-{job_id}.sock"
+    """A short socket path (sockets are limited to ~107 bytes) in the checked, private runtime
+    directory (raises ``UnsafeRuntimeDir``, naming it, if another user could reach it)."""
+    return runtime_dir() / f"{_home_tag(home)}-{job_id}.sock"
 
 
 def _home_tag(home: Path) -> str:
@@ -528,9 +540,13 @@ def _pgroup(job: Job) -> str:
 
 def _socket_of(job: Job) -> Path:
     """Where the job's tmux server listens; found from its directory if a start cut short
-    never recorded it (``jobs/<id>`` under the home)."""
+    never recorded it (``jobs/<id>`` under the home). Its directory is checked like the runtime
+    directory: a socket there that another user could swap is never used."""
     if job.tmux_target:
-        return Path(job.tmux_target)
+        socket = Path(job.tmux_target)
+        if os.path.lexists(socket.parent):  # gone: so is the socket, nothing to use
+            check_private_dir(socket.parent)
+        return socket
     return local_socket(job.job_dir.parent.parent, job.id)
 
 

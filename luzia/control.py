@@ -57,13 +57,16 @@ class ControlServer:
     """Serves requests for ``home`` with ``handler`` (called in a thread per connection)."""
 
     def __init__(self, home: Path, handler: Handler) -> None:
-        self.address = control_address(home)
+        self.home = home
+        self.address: Path | None = None
         self._handler = handler
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="luzia-control", daemon=True)
 
     def start(self) -> None:
+        """Listen; raises ``OSError`` (e.g. ``UnsafeRuntimeDir``) when it cannot."""
+        self.address = control_address(self.home)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.address)  # the caller holds the engine lock: a leftover is stale
         self._sock.bind(str(self.address))
@@ -112,8 +115,9 @@ class ControlServer:
         if self._thread.is_alive():
             self._thread.join(2.0)
         self._sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.address)
+        if self.address is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.address)
 
 
 def ask_engine(home: Path, request: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from luzia.errors import LuziaError, StoreError
-from luzia.paths import home_tag, runtime_dir
+from luzia.paths import home_tag, make_private_dir, private_opener, runtime_dir, write_private
 from luzia.proctree import TAG_VAR
 
 LOCK_FILE = "engine.lock"
@@ -70,7 +70,7 @@ class EngineLock:
         """Take the lock, or raise ``EngineRunning``; a no-op when this object holds it."""
         if self._fd is not None:
             return
-        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.home, parents=True)
         fd = os.open(self.home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -135,8 +135,8 @@ def spawn_engine(home: Path) -> None:
     from inside a job, it does not carry that job's tag: killing the job must not kill it.
     """
     try:
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        log = open(home / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
+        make_private_dir(home, parents=True)
+        log = open(home / LOG_FILE, "ab", opener=private_opener)  # noqa: SIM115 - to the child
     except OSError as exc:
         raise StoreError(f"cannot write {home / LOG_FILE}: {exc.strerror}") from exc
     import subprocess
@@ -241,5 +241,5 @@ def _read_info(home: Path) -> dict[str, Any]:
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
+    write_private(tmp, text.encode())
     os.replace(tmp, path)

@@ -52,7 +52,7 @@ def run_checks(home: Path, config_file: Path | None = None) -> list[Check]:
     client, engine_check = check_docker_engine(needed="docker" in backends)
     checks.append(engine_check)
     checks.extend(check_images(client, config, needed="docker" in backends))
-    checks += [check_home(home), check_store(home), config_check]
+    checks += [check_home(home), check_sockets(), check_store(home), config_check]
     checks.extend(check_project_paths(config))
     checks.append(check_engine(home))
     return checks
@@ -217,8 +217,24 @@ def check_home(home: Path) -> Check:
     except OSError as exc:
         return Check(name, "fail", f"{home}: {probe_dir} is not writable ({exc.strerror})", fix)
     if probe_dir != home:
-        return Check(name, "ok", f"{home} (created on first use)")
-    return Check(name, "ok", f"{home} is writable")
+        return Check(name, "ok", f"{home} (created on first use, mode 0700)")
+    from luzia.paths import home_warning
+
+    warning = home_warning(home)
+    if warning:
+        return Check(name, "warn", warning.removeprefix("warning: "), f"chmod 700 {home}")
+    return Check(name, "ok", f"{home} is writable and private")
+
+
+def check_sockets() -> Check:
+    """The directory for the engine's and the local jobs' sockets is ours alone."""
+    from luzia.paths import UnsafeRuntimeDir, runtime_dir
+
+    try:
+        path = runtime_dir()
+    except UnsafeRuntimeDir as exc:
+        return Check("sockets", "fail", str(exc), "remove it, or set XDG_RUNTIME_DIR")
+    return Check("sockets", "ok", f"{path} is private")
 
 
 def check_store(home: Path) -> Check:

@@ -6,6 +6,10 @@ Layout under ``luzia_home()``::
     jobs/<id>/task.txt  the task text, as dispatched
     jobs/<id>/output.log  everything the pane printed
     jobs/<id>/exit_code   the command's exit status, written by the pane's wrapper
+
+The home holds task texts, logs and the store, which other users must not read: luzia creates
+its directories 0700 and its files 0600 (:func:`make_private_dir`, :func:`write_private`), and
+:func:`home_warning` tells about a home someone opened up.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 import stat
 import zlib
 from pathlib import Path
+
+from controllers.errors import LuziaError
 
 DB_NAME = "luzia.db"
 JOBS_DIR = "jobs"
@@ -64,8 +70,43 @@ def job_dir(home: Path, job_id: str) -> Path:
     return home / JOBS_DIR / job_id
 
 
-class UnsafeRuntimeDir(OSError):
-    """The directory for luzia's sockets is not private to this user; it is never used."""
+def make_private_dir(path: Path, *, parents: bool = False) -> None:
+    """Create ``path`` 0700 unless it exists (one that does is left alone: see
+    :func:`home_warning`); parents, if asked for, get the usual mode."""
+    path.mkdir(mode=0o700, parents=parents, exist_ok=True)
+
+
+def private_opener(path: str, flags: int) -> int:
+    """An ``opener`` for :func:`open` creating the file 0600 (an existing one keeps its mode)."""
+    return os.open(path, flags | os.O_CLOEXEC, 0o600)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace ``path``'s content with ``data``, creating it 0600: only its owner reads it."""
+    with open(path, "wb", opener=private_opener) as f:
+        f.write(data)
+
+
+def home_warning(home: Path) -> str | None:
+    """One line when ``home`` is open to group or others (an older luzia, or a person, made it
+    so): its logs, task texts and store are then readable by other users. One ``stat``."""
+    try:
+        mode = stat.S_IMODE(os.stat(home).st_mode)
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (
+        f"warning: {home} is open to other users (mode {mode:04o}); they can read its jobs "
+        f"and logs: chmod 700 {home}"
+    )
+
+
+class UnsafeRuntimeDir(LuziaError, OSError):
+    """The directory for luzia's sockets is not private to this user; it is never used.
+
+    A ``LuziaError`` (the engine logs it and runs on, the CLI prints one line) and an ``OSError``
+    (what a socket that cannot be made raises)."""
 
 
 def runtime_dir() -> Path:
@@ -76,15 +117,25 @@ def runtime_dir() -> Path:
     not ours, is a symlink, or is open to group or others is refused with
     :class:`UnsafeRuntimeDir`, naming it.
     """
-    uid = os.getuid()
     xdg = os.environ.get("XDG_RUNTIME_DIR", "")
     if xdg and os.path.isabs(xdg) and os.path.isdir(xdg):
         path = Path(xdg) / "luzia"
     else:
-        path = Path(os.environ.get("TMPDIR") or "/tmp") / f"luzia-{uid}"
+        path = Path(os.environ.get("TMPDIR") or "/tmp") / f"luzia-{os.getuid()}"
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)
-    st = os.lstat(path)
+    check_private_dir(path)
+    return path
+
+
+def check_private_dir(path: Path) -> None:
+    """Raise :class:`UnsafeRuntimeDir` unless ``path`` is a directory (not a symlink) of this
+    user's that no one else may enter: a socket in it is ours."""
+    uid = os.getuid()
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise UnsafeRuntimeDir(f"cannot use the socket directory {path}: {exc.strerror}") from exc
     problem = None
     if not stat.S_ISDIR(st.st_mode):
         problem = "it is not a directory"
@@ -97,7 +148,6 @@ def runtime_dir() -> Path:
             f"refusing the socket directory {path}: {problem}; remove it (another user may "
             "have created it) and try again"
         )
-    return path
 
 
 def home_tag(home: Path) -> str:

@@ -36,7 +36,15 @@ from luzia.jobs import (
     JobState,
     Mode,
 )
-from luzia.paths import LOG_FILE, TASK_FILE, db_path, jobs_root
+from luzia.paths import (
+    LOG_FILE,
+    TASK_FILE,
+    db_path,
+    jobs_root,
+    make_private_dir,
+    private_opener,
+    write_private,
+)
 
 SCHEMA_VERSION = 1
 
@@ -122,8 +130,10 @@ class JobStore:
         self._lock = threading.Lock()
         self._connections: list[tuple[sqlite3.Connection, int]] = []
         try:
-            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.jobs_root.mkdir(exist_ok=True)
+            make_private_dir(self.home, parents=True)
+            make_private_dir(self.jobs_root)
+            # SQLite makes luzia.db-wal and -shm with the mode of luzia.db: 0600 all three.
+            open(self._db, "ab", opener=private_opener).close()
         except FileExistsError as exc:
             raise self._unwritable("a file, not a directory, is in the way") from exc
         except OSError as exc:
@@ -298,15 +308,15 @@ class JobStore:
             job_id = new_job_id()
             directory = self.jobs_root / job_id
             try:
-                directory.mkdir()
+                directory.mkdir(mode=0o700)
             except FileExistsError:
                 continue
             except OSError as exc:
                 raise self._unwritable(exc.strerror or str(exc)) from exc
             try:
-                (directory / TASK_FILE).write_bytes(data)
+                write_private(directory / TASK_FILE, data)
                 for name, content in (files or {}).items():
-                    (directory / name).write_bytes(content)
+                    write_private(directory / name, content)
                 with self._write() as con:
                     row = (job_id, project, task, backend, mode, agent, str(workdir), image)
                     values = (*row, env_json, "dispatched", now, now)

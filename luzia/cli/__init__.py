@@ -150,6 +150,12 @@ def cli(ctx: click.Context, home: Path | None, config_file: Path | None) -> None
     app = App(home=home, config_file=config_file)
     ctx.obj = app
     ctx.call_on_close(app.close)
+    if ctx.invoked_subcommand != "doctor":  # doctor reports it among its checks
+        from luzia.paths import home_warning
+
+        warning = home_warning(app.home)
+        if warning:
+            click.echo(f"luzia: {warning}", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
