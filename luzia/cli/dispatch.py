@@ -118,7 +118,7 @@ def read_task(task: str) -> str:
     "--env-file",
     "env_files",
     multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # checked when read: one line, exit 2, nothing recorded
     metavar="FILE",
     help="Variables from FILE: NAME=VALUE or NAME lines, # comments (repeatable; -e wins).",
 )
