@@ -72,9 +72,9 @@ printf '%-{EXIT_CODE_WIDTH}s\\n' '' > "$dir/exit_code"
 # Outlive a hangup, Ctrl-C or SIGTERM (the command still gets them) to clean up after it.
 trap : HUP INT TERM
 # The job's variables, from the file only its user can read (never a command line), for the
-# command alone: a subshell that becomes the command.
+# command alone: a subshell that becomes the command (this bash, whatever PATH they set).
 cd "$1" && (if [[ -e $dir/{ENV_FILE} ]]; then . "$dir/{ENV_FILE}" || exit; fi
-    exec bash "$dir/command.sh")
+    exec "$BASH" "$dir/command.sh")
 status=$?
 {reaper_setup()}luzia_end "$LUZIA_JOB" "$dir/{PGROUP_FILE}" "$luzia_grace"
 rm -f "$dir/{ENV_FILE}"
