@@ -51,15 +51,16 @@ class LocalTmuxController(TmuxController):
         joined = self.socket_path.exists()
         self._prefix = [binary, "-S", str(self.socket_path)]
         process_env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
-        if env and "PATH" in env:  # tmux gives a new session the client's PATH, not ``-e``'s
-            process_env["PATH"] = env["PATH"]
+        session_env = dict(env or {})
+        if "PATH" in session_env:  # tmux gives a new session the client's PATH, not ``-e``'s
+            process_env["PATH"] = session_env.pop("PATH")
         argv = session_argv(
             self._prefix,
             session,
             width=width,
             height=height,
             cwd=str(cwd) if cwd else None,
-            env=env or {},
+            env=session_env,
             history_limit=history_limit,
         )
         client = ControlModeClient(argv, env=process_env, startup_commands=session_commands(argv))

@@ -17,6 +17,7 @@ Config (every key but ``command`` optional)::
     delay_enter = 0.5                  # seconds between pasting a task and pressing Enter
     quiet = 1.0                        # seconds without output that end a turn
     start_timeout = 60                 # seconds for the first prompt to appear
+    secret_env = ["ANTHROPIC_*"]       # more names of secret variables (see luzia.jobenv)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class AgentProfile:
     delay_enter: float = 0.3
     quiet: float = 0.5
     start_timeout: float = 60.0
+    secret_env: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def interactive(self) -> bool:

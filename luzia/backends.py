@@ -24,6 +24,7 @@ from controllers.errors import ControllerError
 from luzia.agents import AgentProfile
 from luzia.config import agent_command
 from luzia.errors import BackendError, LuziaError
+from luzia.jobenv import ENV_FILE, remove_env_file, write_env_file
 from luzia.jobs import Job
 from luzia.paths import (
     EXIT_CODE_FILE,
@@ -79,9 +80,13 @@ printf '%-{EXIT_CODE_WIDTH}s\\n' '' > "$dir/exit_code"
 # Outlive a hangup, Ctrl-C or SIGTERM (the command still gets them) to clean up after it.
 trap : HUP INT TERM
 umask "$umask_was"
-cd "$1" && bash "$dir/command.sh"
+# The job's variables, from the file only its user can read (never a command line), for the
+# command alone: a subshell that becomes the command (this bash, whatever PATH they set).
+cd "$1" && (if [[ -e $dir/{ENV_FILE} ]]; then . "$dir/{ENV_FILE}" || exit; fi
+    exec "$BASH" "$dir/command.sh")
 status=$?
-{{reap}}printf '%-{EXIT_CODE_WIDTH}d\\n' "$status" 1<> "$dir/exit_code"
+{{reap}}rm -f "$dir/{ENV_FILE}"
+printf '%-{EXIT_CODE_WIDTH}d\\n' "$status" 1<> "$dir/exit_code"
 exit "$status"
 """
 
@@ -114,10 +119,16 @@ def job_command(job: Job, profile: AgentProfile | None) -> str:
 
 def write_job_scripts(job: Job, command: str, *, reap: bool = True) -> None:
     """``command.sh`` (what the job runs) and ``run.sh`` (runs it, records its exit status), and
-    an empty log for tmux to append to: all 0600, whatever umask the pane has."""
+    an empty log for tmux to append to: all 0600, whatever umask the pane has.
+
+    A job dispatched before env files (its values in the store) gets one written now.
+    """
     write_private(job.job_dir / COMMAND_FILE, (command + "\n").encode())
     write_private(job.job_dir / RUN_FILE, run_script(job, reap=reap).encode())
     write_private(job.job_dir / LOG_FILE, b"")
+    values = {name: value for name, value in job.env.items() if value is not None}
+    if values and not (job.job_dir / ENV_FILE).exists():
+        write_env_file(job.job_dir, values)
 
 
 def read_exit_code(job: Job) -> int | None:
@@ -175,18 +186,19 @@ class Backend(ABC):
         """SIGTERM every process of the job, SIGKILL what outlives ``grace``; return once none is
         left (``BackendError`` if that cannot be done). Keep what a person may inspect.
 
-        A job that already ended loses only what it left running.
+        A job that already ended loses only what it left running. The env file goes too.
         """
 
     @abstractmethod
     def finished(self, job: Job) -> None:
         """The job's command ended: release what is not worth keeping, and end what it left
         running unless ``run.sh`` did (a recorded exit status says so): a pane closed under it,
-        SIGKILL."""
+        SIGKILL. Delete the env file, as ``run.sh`` does unless it was cut short."""
 
     @abstractmethod
     def remove(self, job: Job) -> None:
-        """End everything of the job and remove every trace outside the job directory."""
+        """End everything of the job and remove every trace outside the job directory (whose
+        env file stays: the engine removes a job it never finished starting to queue it again)."""
 
     @abstractmethod
     def remove_orphans(self, home: Path, known_ids: set[str]) -> list[str]:
@@ -231,7 +243,6 @@ class DockerBackend(Backend):
         controller = DockerTmuxController.create(
             job.image,
             workspace=job.workdir,
-            env=dict(job.env),
             labels=labels,
             name=f"luzia-{job.id}",
             volumes={str(job.job_dir): JOB_MOUNT},
@@ -284,6 +295,10 @@ class DockerBackend(Backend):
     def kill(self, job: Job, grace: float = KILL_GRACE) -> None:
         """The reaper inside gives the job ``grace`` to exit on SIGTERM; then killing the
         container ends everything in it. A job that ended keeps its container."""
+        self._stop(job, grace)
+        remove_env_file(job.job_dir)
+
+    def _stop(self, job: Job, grace: float) -> None:
         container = self._container(job)
         if container is None or container.status != "running":
             return
@@ -306,6 +321,7 @@ class DockerBackend(Backend):
     def finished(self, job: Job) -> None:
         """End what the command left running (a daemon could go on writing to the workspace);
         keep the container and its tmux: a person may want to look inside (``luzia attach``)."""
+        remove_env_file(job.job_dir)
         if read_exit_code(job) is not None:
             return
         container = self._container(job)
@@ -434,10 +450,13 @@ class LocalBackend(Backend):
         from luzia.launch import read_launch
 
         write_job_scripts(job, command, reap=False)  # the engine reaps: see run_script
-        env = dict(job.env)
+        # The only variable tmux is given (as its client's PATH: it starts the pane with it,
+        # never on a command line); run.sh loads the rest.
+        env = {}
         launch = read_launch(job.job_dir)
-        if "PATH" not in env and launch is not None and launch.caller_path:
-            env["PATH"] = launch.caller_path  # the dispatcher's, not the engine's
+        path = job.env.get("PATH") or (launch.caller_path if launch is not None else None)
+        if path:
+            env["PATH"] = path  # the job's, else the dispatcher's, not the engine's
         controller = LocalTmuxController(
             local_socket(home, job.id), session=SESSION, cwd=job.workdir, env=env
         )
@@ -474,6 +493,10 @@ class LocalBackend(Backend):
         return alive_local(job.id, _pgroup(job))
 
     def kill(self, job: Job, grace: float = KILL_GRACE) -> None:
+        self._stop(job, grace)
+        remove_env_file(job.job_dir)
+
+    def _stop(self, job: Job, grace: float = KILL_GRACE) -> None:
         """End the job's processes, then its tmux server, then whatever the pane's hangup caught
         as it started (``run.sh`` tags itself first thing: a second look finds it)."""
         end_local(job.id, _pgroup(job), grace)
@@ -481,13 +504,15 @@ class LocalBackend(Backend):
         end_local(job.id, _pgroup(job), grace)
 
     def remove(self, job: Job) -> None:
-        self.kill(job)
+        """Keeps the env file: a job whose start the engine never finished is queued again."""
+        self._stop(job)
         _socket_of(job).unlink(missing_ok=True)
 
     def finished(self, job: Job) -> None:
         """End what the command left running and the job's tmux server: the workspace is on this
         host and the log holds the pane, so unlike a container there is nothing to inspect.
         Leftovers are reaped here, not in ``run.sh`` (see ``run_script``)."""
+        remove_env_file(job.job_dir)
         end_local(job.id, _pgroup(job))
         socket = _socket_of(job)
         _kill_tmux_server(socket)

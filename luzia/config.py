@@ -15,6 +15,8 @@ Format (``docs/config.example.toml`` is a commented copy)::
     max_per_project = 2           # jobs running at once in any one project (unset: no own limit)
     retention = "7d"              # keep finished jobs' containers this long: seconds or "30m",
                                   # "12h", "7d" (unset: until `luzia rm` / `luzia clean`)
+    secret_env = ["MY_*"]         # more names of secret variables, besides *_KEY, *_TOKEN,
+                                  # *SECRET*, *PASSWORD* (also per project and agent profile)
 
     [projects.web]
     path = "~/src/web"            # the workspace (mounted at /workspace); relative to this file
@@ -67,6 +69,8 @@ class Defaults:
     max_per_project: int | None = None
     retention: float | None = None
     """Seconds to keep a finished job's container; ``None`` keeps it until removed."""
+    secret_env: tuple[str, ...] = ()
+    """Name patterns of secret variables, besides ``jobenv.DEFAULT_SECRET_PATTERNS``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,7 @@ class ProjectConfig:
     commit: Literal["branch", "current"] | None = None
     """Commit a successful job's change (``luzia.workspace.commit``): on a branch of its own, or
     on the current branch; ``None`` leaves it uncommitted (``luzia diff`` / ``luzia commit``)."""
+    secret_env: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +148,18 @@ class Config:
             if own is not None:
                 return own
         return self.defaults.max_per_project
+
+    def secret_patterns(
+        self, project: str | None = None, profile: AgentProfile | None = None
+    ) -> tuple[str, ...]:
+        """The name patterns that make a job's variable secret: the built-in ones, then those
+        of ``[defaults]``, of ``project`` and of the agent ``profile``."""
+        from luzia.jobenv import DEFAULT_SECRET_PATTERNS
+
+        settings = self.projects.get(project) if project is not None else None
+        own = settings.secret_env if settings is not None else ()
+        extra = profile.secret_env if profile is not None else ()
+        return (*DEFAULT_SECRET_PATTERNS, *self.defaults.secret_env, *own, *extra)
 
 
 def agent_command(template: str | None, task: str) -> str:
@@ -280,6 +297,7 @@ class _Reader:
             "delay_enter",
             "quiet",
             "start_timeout",
+            "secret_env",
         )
         table = self.table(value, keys, known)
         command = self.text(table, keys, "command")
@@ -312,6 +330,7 @@ class _Reader:
             delay_enter=self.seconds(table, keys, "delay_enter", built.delay_enter),
             quiet=self.seconds(table, keys, "quiet", built.quiet),
             start_timeout=self.seconds(table, keys, "start_timeout", built.start_timeout),
+            secret_env=self.patterns(table, keys),
         )
 
     def regex(self, pattern: object, keys: tuple[str, ...], name: str) -> None:
@@ -334,7 +353,7 @@ class _Reader:
 
     def defaults(self, value: object) -> Defaults:
         keys = ("defaults",)
-        known = ("backend", "image", "max_concurrent", "max_per_project", "retention")
+        known = ("backend", "image", "max_concurrent", "max_per_project", "retention", "secret_env")
         table = self.table(value, keys, known)
         built = Defaults()
         return Defaults(
@@ -343,11 +362,21 @@ class _Reader:
             max_concurrent=self.count(table, keys, "max_concurrent") or built.max_concurrent,
             max_per_project=self.count(table, keys, "max_per_project"),
             retention=self.duration(table, keys, "retention"),
+            secret_env=self.patterns(table, keys),
         )
 
     def project(self, name: str, value: object) -> ProjectConfig:
         keys = ("projects", name)
-        known = ("path", "agent", "backend", "image", "max_concurrent", "env", "commit")
+        known = (
+            "path",
+            "agent",
+            "backend",
+            "image",
+            "max_concurrent",
+            "env",
+            "commit",
+            "secret_env",
+        )
         table = self.table(value, keys, known)
         path = self.text(table, keys, "path")
         if path is None:
@@ -364,6 +393,7 @@ class _Reader:
             max_concurrent=self.count(table, keys, "max_concurrent"),
             env=self.env(table.get("env", {}), (*keys, "env")),
             commit=self.commit(table, keys),
+            secret_env=self.patterns(table, keys),
         )
 
     def commit(
@@ -375,10 +405,19 @@ class _Reader:
         raise self.error((*keys, "commit"), f'must be "branch" or "current", not {value!r}')
 
     def env(self, value: object, keys: tuple[str, ...]) -> dict[str, str]:
+        from luzia.jobenv import NAME_RULE, valid_name
+
         table = self.table(value, keys, ())
         for name, item in table.items():
             if not isinstance(item, str) or "\0" in item:
                 raise self.error((*keys, name), f"must be a string (quote it), not {item!r}")
-            if not name or "=" in name:
-                raise self.error((*keys, name), "is not a valid variable name")
+            if not valid_name(name):
+                raise self.error((*keys, name), f"is not a valid variable name ({NAME_RULE})")
         return cast(dict[str, str], table)
+
+    def patterns(self, table: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, ...]:
+        value = table.get("secret_env", [])
+        if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
+            problem = f'must be a list of name patterns, e.g. ["MY_*"], not {value!r}'
+            raise self.error((*keys, "secret_env"), problem)
+        return tuple(value)

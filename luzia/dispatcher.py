@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from luzia.config import Config, ProjectConfig
 from luzia.daemon import notify_engine
 from luzia.errors import ConfigError, UsageError, WaitTimeout
+from luzia.jobenv import ENV_FILE, check_env, env_file, recorded_env
 from luzia.jobs import (
     BACKENDS,
     FINAL_STATES,
@@ -76,8 +77,9 @@ class ResponsiveDispatcher:
         """Validate ``task``, record it as a ``queued`` job and return the job's id.
 
         Options left as ``None`` come from the project's config, then from ``[defaults]``; ``env``
-        is merged over the project's. The workspace is ``workdir``, else the project's ``path``,
-        else the current directory.
+        is merged over the project's; its values reach the job through a file only it can read,
+        and the store keeps secret ones by name only (``luzia.jobenv``). The workspace is
+        ``workdir``, else the project's ``path``, else the current directory.
 
         Projects: a configured project supplies its path, agent, backend, image and env. A name
         the config does not know is a plain label when ``workdir`` is given or no project is
@@ -88,8 +90,8 @@ class ResponsiveDispatcher:
         ``agent`` is a profile name (``luzia.agents``) or a command template; ``mode`` follows from
         it (``interactive`` for a profile that takes tasks at its prompt) and need not be given.
 
-        Raises ``UsageError`` for an empty task, one over 1 MiB, one holding a NUL byte, and for bad
-        options; nothing is recorded then.
+        Raises ``UsageError`` for an empty task, one over 1 MiB, one holding a NUL byte, for bad
+        options and bad variables (name, NUL byte); nothing is recorded then.
         """
         _check_task(task)
         if mode is not None and mode not in MODES:
@@ -117,8 +119,12 @@ class ResponsiveDispatcher:
         mode = natural
         chosen_image = image or (settings.image if settings else None) or self.config.defaults.image
         merged_env = {**(settings.env if settings else {}), **(env or {})}
-        _check_env(merged_env)
+        check_env(merged_env)
+        secret = self.config.secret_patterns(settings.name if settings else None, profile)
         launch = Launch(profile, os.environ.get("PATH"))
+        files = {LAUNCH_FILE: launch.to_json()}
+        if merged_env:
+            files[ENV_FILE] = env_file(merged_env)
         job = self.store.create_job(
             task,
             project=project,
@@ -127,8 +133,8 @@ class ResponsiveDispatcher:
             mode=mode,
             agent=chosen_agent,
             image=None if chosen_backend == "local" else chosen_image,
-            env=merged_env,
-            files={LAUNCH_FILE: launch.to_json()},
+            env=recorded_env(merged_env, secret),
+            files=files,
         )
         notify_engine(self.home)  # a datagram (~40 us): a running engine starts it at once
         return job.id
@@ -437,11 +443,3 @@ def _check_input(text: str, enter: bool) -> None:
 
 def _raw(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
-
-
-def _check_env(env: Mapping[str, str]) -> None:
-    for name, value in env.items():
-        if not isinstance(name, str) or not name or "=" in name or "\0" in name:
-            raise UsageError(f"env: {name!r} is not a valid variable name")
-        if not isinstance(value, str) or "\0" in value:
-            raise UsageError(f"env: {name} must be text without NUL bytes, not {value!r}")

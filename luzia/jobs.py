@@ -13,6 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+from luzia.jobenv import shown_env
+
 Backend = Literal["auto", "docker", "local"]
 """Where a job runs. ``auto`` is only ever seen on a queued job: the engine picks docker when an
 engine is reachable, else local, when it starts the job, and records its choice."""
@@ -68,7 +70,9 @@ class Job:
     ``agent`` is the command template (``{task}`` marks where the task goes); ``None`` means the
     task is itself a shell command. ``tmux_target`` is whatever the engine needs to find the pane
     again (e.g. socket path and session). ``message`` says, for a person, why the job is in its
-    state. Times are unix seconds; ``None`` where the moment has not come yet.
+    state. Times are unix seconds; ``None`` where the moment has not come yet. ``env`` holds
+    the job's variables as the store keeps them: ``None`` for a secret one's value, which only
+    the job's env file holds (``luzia.jobenv``).
     """
 
     id: str
@@ -90,7 +94,7 @@ class Job:
     updated_at: float
     log_path: Path
     job_dir: Path
-    env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    env: Mapping[str, str | None] = field(default_factory=dict, hash=False)
 
     @property
     def duration(self) -> float | None:
@@ -117,7 +121,7 @@ class Job:
             "tmux_target": self.tmux_target,
             "exit_code": self.exit_code,
             "message": self.message,
-            "env": dict(self.env),
+            "env": shown_env(self.env),
             "created_at": iso_utc(self.created_at),
             "started_at": iso_utc(self.started_at),
             "finished_at": iso_utc(self.finished_at),

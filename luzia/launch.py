@@ -43,6 +43,7 @@ def read_launch(job_dir: Path) -> Launch | None:
     profile = None
     if isinstance(raw, dict):
         raw["questions"] = tuple(raw.get("questions") or ())
+        raw["secret_env"] = tuple(raw.get("secret_env") or ())
         profile = AgentProfile(**raw)
     path = data.get("caller_path")
     return Launch(profile, path if isinstance(path, str) else None)

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
+from luzia.jobenv import shown_env
+
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
@@ -255,7 +257,8 @@ def job_fields(job: Job) -> list[tuple[str, str]]:
         ("log", str(job.log_path)),
     ]
     if job.env:
-        fields.append(("env", " ".join(f"{k}={v}" for k, v in sorted(job.env.items()))))
+        shown = sorted(shown_env(job.env).items())
+        fields.append(("env", " ".join(f"{k}={v}" for k, v in shown)))
     return fields
 
 

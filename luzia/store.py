@@ -26,6 +26,7 @@ from typing import Any
 
 from luzia.errors import AmbiguousJobId, JobNotFound, StoreError, UsageError
 from luzia.ids import new_job_id, prefix_range
+from luzia.jobenv import is_secret
 from luzia.jobs import (
     ACTIVE_STATES,
     BACKENDS,
@@ -46,7 +47,9 @@ from luzia.paths import (
     write_private,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first. 2: ``jobs.env`` holds ``null`` for a secret variable's value (``luzia.jobenv``);
+moving a version-1 store to 2 blanks the secret values it held for jobs past ``queued``."""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -186,9 +189,13 @@ class JobStore:
             )
         con.execute("BEGIN IMMEDIATE")
         try:
-            if con.execute("PRAGMA user_version").fetchone()[0] == 0:
+            found = con.execute("PRAGMA user_version").fetchone()[0]
+            if found == 0:
                 for statement in _SCHEMA:
                     con.execute(statement)
+            elif found == 1:
+                _forget_secret_values(con)
+            if found < SCHEMA_VERSION:
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             con.execute("COMMIT")
         except BaseException:
@@ -291,11 +298,13 @@ class JobStore:
         mode: Mode = "command",
         agent: str | None = None,
         image: str | None = None,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str | None] | None = None,
         files: Mapping[str, bytes] | None = None,
     ) -> Job:
         """Record a new ``queued`` job, its first event and its directory with ``task.txt``
         (and ``files``, by name: written before the row, so the engine never sees it without).
+        Every file is created mode 0600: ``files`` may hold secrets (``luzia.jobenv``), and
+        ``env`` must not (a secret variable's value is ``None`` there).
 
         The directory is written first and removed again if the row cannot be inserted, so a
         failure leaves nothing behind; a crash in between leaves at most an empty-handed directory
@@ -513,6 +522,26 @@ class JobStore:
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
         return int(version) + int(self._local.writes)
+
+
+def _forget_secret_values(con: sqlite3.Connection) -> None:
+    """Version 1 -> 2: blank the secret values (default patterns) that a store written before
+    ``luzia.jobenv`` kept in plain text, overwriting the freed bytes. A queued job keeps its
+    values: it has no env file, its start writes one from them (``write_env_file``)."""
+    con.execute("PRAGMA secure_delete = ON")
+    rows = con.execute("SELECT id, env FROM jobs WHERE env IS NOT NULL AND state != 'queued'")
+    for job_id, env in rows.fetchall():
+        values = json.loads(env)
+        blanked = {name: None if is_secret(name) else value for name, value in values.items()}
+        if blanked != values:
+            con.execute("UPDATE jobs SET env = ? WHERE id = ?", (json.dumps(blanked), job_id))
+
+
+def _write_private(path: Path, content: bytes) -> None:
+    """Write a new file that only its owner can read, from the moment it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "wb") as file:
+        file.write(content)
 
 
 class _Keep:

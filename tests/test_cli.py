@@ -204,8 +204,8 @@ def test_dispatch_options_reach_the_job(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (("--env", "NOEQUALS", "x"), "is not NAME=VALUE"),
-        (("--env", "=v", "x"), "is not NAME=VALUE"),
+        (("--env", "NOT_SET_BY_ANYONE", "x"), "NOT_SET_BY_ANYONE is not set here"),
+        (("--env", "=v", "x"), "'' is not a valid variable name"),
         (("--backend", "cloud", "x"), "'cloud' is not one of"),
         (("--timeout", "3", "x"), "--timeout needs --wait"),
         ((), "Missing argument 'TASK'"),

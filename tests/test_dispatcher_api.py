@@ -87,7 +87,7 @@ def test_exactly_one_mib_is_accepted(dispatcher: ResponsiveDispatcher) -> None:
         ("ls", {"agent": " "}, "agent command is empty"),
         ("ls", {"workdir": "/no/such/dir"}, "/no/such/dir is not a directory"),
         ("ls", {"env": {"A=B": "x"}}, "not a valid variable name"),
-        ("ls", {"env": {"A": "x\0"}}, "without NUL"),
+        ("ls", {"env": {"A": "x\0"}}, "holds a NUL byte"),
     ],
 )
 def test_bad_input_is_a_usage_error_and_records_nothing(

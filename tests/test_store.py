@@ -16,7 +16,7 @@ from luzia.errors import AmbiguousJobId, JobNotFound, StoreError, UsageError
 from luzia.ids import ALPHABET, ID_LENGTH, new_job_id
 from luzia.jobs import ACTIVE_STATES, FINAL_STATES, Job, JobState
 from luzia.paths import TASK_FILE, db_path
-from luzia.store import JobStore
+from luzia.store import SCHEMA_VERSION, JobStore
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -185,7 +185,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_store_settings(store: JobStore) -> None:
     con = sqlite3.connect(db_path(store.home))
     assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert con.execute("PRAGMA user_version").fetchone() == (1,)
+    assert con.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     con.close()
 
 

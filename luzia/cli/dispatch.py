@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,19 +10,48 @@ from typing import Any
 import click
 
 from luzia.cli.app import App, json_option, pass_app
+from luzia.errors import UsageError
+from luzia.jobenv import check_name
 
 
-def parse_env(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> dict[str, str]:
-    """``-e K=V`` pairs as a dict; the value may be empty, the name may not."""
+def job_env(items: tuple[str, ...], files: tuple[Path, ...]) -> dict[str, str]:
+    """The job's variables from ``--env-file`` files, then ``-e`` (later ones win).
+
+    ``NAME=VALUE`` sets a value (maybe empty); a bare ``NAME`` takes this process's value, and
+    is an error when it has none: a secret silently missing is worse than a clear refusal.
+    """
     env: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE", ctx=ctx, param=param)
-        env[name] = value
+    for file in files:
+        for number, line in enumerate(_env_file_lines(file), start=1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                _set(env, line.lstrip(), f"{file} line {number}")
+    for item in items:
+        _set(env, item, "-e")
     return env
+
+
+def _env_file_lines(file: Path) -> list[str]:
+    """The lines of an ``--env-file`` (docker's format: ``NAME=VALUE`` or ``NAME``, ``#``
+    comments, values taken literally)."""
+    try:
+        return file.read_bytes().decode("utf-8").splitlines()
+    except OSError as exc:
+        raise UsageError(f"--env-file {file}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--env-file {file}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _set(env: dict[str, str], item: str, where: str) -> None:
+    name, sep, value = item.partition("=")
+    try:
+        check_name(name)
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    if not sep:
+        if name not in os.environ:
+            raise UsageError(f"{where}: {name} is not set here; give {name}=VALUE")
+        value = os.environ[name]
+    env[name] = value
 
 
 def read_task(task: str) -> str:
@@ -79,9 +109,18 @@ def read_task(task: str) -> str:
     "--env",
     "env",
     multiple=True,
-    metavar="NAME=VALUE",
-    callback=parse_env,
-    help="An environment variable for the job (repeatable; over the project's).",
+    metavar="NAME[=VALUE]",
+    help="An environment variable for the job (repeatable; over the project's); a bare NAME "
+    "takes its value from this shell. Values reach the job through a file only it can read; "
+    "secret ones (*_KEY, *_TOKEN, *SECRET*, *PASSWORD*) show as NAME=***.",
+)
+@click.option(
+    "--env-file",
+    "env_files",
+    multiple=True,
+    type=click.Path(path_type=Path),  # checked when read: one line, exit 2, nothing recorded
+    metavar="FILE",
+    help="Variables from FILE: NAME=VALUE or NAME lines, # comments (repeatable; -e wins).",
 )
 @click.option(
     "--wait",
@@ -106,7 +145,8 @@ def dispatch(
     image: str | None,
     agent: str | None,
     mode: Any,
-    env: dict[str, str],
+    env: tuple[str, ...],
+    env_files: tuple[Path, ...],
     wait: bool,
     timeout: float | None,
     quiet: bool,
@@ -120,6 +160,7 @@ def dispatch(
     """
     if timeout is not None and not wait:
         raise click.UsageError("--timeout needs --wait")
+    variables = job_env(env, env_files)
     dispatcher = app.dispatcher()
     job_id = dispatcher.dispatch_task(
         read_task(task),
@@ -129,7 +170,7 @@ def dispatch(
         workdir=workdir,
         agent=agent,
         mode=mode,
-        env=env or None,
+        env=variables or None,
     )
     dispatcher.ensure_engine()
     if wait:

@@ -18,6 +18,7 @@ def list_projects(app: App, as_json: bool) -> None:
     Values are what a job gets: the project's own, else the config's [defaults].
     Projects live in the config file (see `luzia --help` for where).
     """
+    from luzia.jobenv import recorded_env, shown_env
     from luzia.render import is_terminal, plain_table, to_json
 
     config = app.config()
@@ -29,7 +30,7 @@ def list_projects(app: App, as_json: bool) -> None:
             "backend": project.backend or config.defaults.backend,
             "image": project.image or config.defaults.image,
             "max_concurrent": project.max_concurrent or config.defaults.max_per_project,
-            "env": dict(project.env),
+            "env": shown_env(recorded_env(project.env, config.secret_patterns(project.name))),
         }
         for project in sorted(config.projects.values(), key=lambda p: p.name)
     ]
