@@ -84,6 +84,12 @@ def read_task(task: str) -> str:
     help="An environment variable for the job (repeatable; over the project's).",
 )
 @click.option(
+    "--network",
+    metavar="NAME",
+    help="The container's network: bridge, none, host or a Docker network's name. Default: the "
+    "project's, else luzia's own (jobs cannot reach each other). Local jobs ignore it.",
+)
+@click.option(
     "--wait",
     is_flag=True,
     help="Then wait for the job to end and exit with its exit code (as `luzia wait`).",
@@ -107,6 +113,7 @@ def dispatch(
     agent: str | None,
     mode: Any,
     env: dict[str, str],
+    network: str | None,
     wait: bool,
     timeout: float | None,
     quiet: bool,
@@ -130,6 +137,7 @@ def dispatch(
         agent=agent,
         mode=mode,
         env=env or None,
+        network=network,
     )
     dispatcher.ensure_engine()
     if wait:
