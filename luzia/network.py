@@ -15,8 +15,6 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from controllers.container import DOCKER_NETWORK_MODES
-from controllers.docker_engine import translate_docker_errors
 from luzia.errors import BackendError, UsageError
 
 if TYPE_CHECKING:
@@ -39,6 +37,11 @@ def managed_network() -> str:
     return os.environ.get(NETWORK_VAR) or DEFAULT_NETWORK
 
 
+def is_own(name: str) -> bool:
+    """Whether ``name`` is luzia's own network (``luzia-jobs`` always is)."""
+    return name in (managed_network(), DEFAULT_NETWORK)
+
+
 def check_name(name: str) -> str:
     """``name`` if it can name a network, else ``UsageError`` (``container:ID`` is refused too)."""
     if not re.fullmatch(_NAME, name):
@@ -55,9 +58,13 @@ def job_network(name: str | None, *, check: bool) -> str:
     Engine answers (``UsageError`` if not); when it does not answer, starting the job checks.
     """
     chosen = check_name(name) if name is not None else managed_network()
-    if not check or chosen in DOCKER_NETWORK_MODES or chosen == managed_network():
+    if not check or is_own(chosen):
         return chosen
+    from controllers.container import DOCKER_NETWORK_MODES
     from controllers.docker_engine import docker_client
+
+    if chosen in DOCKER_NETWORK_MODES:
+        return chosen
     from controllers.errors import ControllerError
 
     try:
@@ -75,10 +82,12 @@ def container_network(client: docker.DockerClient, name: str | None) -> str:
     Luzia's network is created if missing; two engines creating it at once agree on the oldest
     of the networks so named. One that lets containers reach each other is refused.
     """
+    from controllers.container import DOCKER_NETWORK_MODES
+
     name = name or managed_network()
     if name in DOCKER_NETWORK_MODES:
         return name
-    if name != managed_network():
+    if not is_own(name):
         found = _find(client, name)
         if found is None:
             raise BackendError(_missing(name))
@@ -119,7 +128,7 @@ def describe(client: docker.DockerClient, name: str | None) -> NetworkState:
             "the host's network: jobs reach every port of the host and what it reaches",
             'set network = "none" or leave it out for luzia\'s own network',
         )
-    own = name == managed_network()
+    own = is_own(name)
     found = _find(client, name)
     if found is None:
         if own:
@@ -143,6 +152,8 @@ def describe(client: docker.DockerClient, name: str | None) -> NetworkState:
 
 
 def _managed(client: docker.DockerClient, name: str) -> Network:
+    from controllers.docker_engine import translate_docker_errors
+
     with translate_docker_errors(f"cannot set up network {name}"):
         found = _named(client, name)
         if not found:
@@ -177,6 +188,8 @@ def _named(client: docker.DockerClient, name: str) -> list[Network]:
 def _find(client: docker.DockerClient, name: str) -> Network | None:
     """The network with this name or id, or ``None``."""
     import docker.errors
+
+    from controllers.docker_engine import translate_docker_errors
 
     with translate_docker_errors(f"cannot inspect network {name}"):
         try:
