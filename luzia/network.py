@@ -167,8 +167,9 @@ def _managed(client: docker.DockerClient, name: str) -> Network:
                     labels={MANAGED_LABEL: "1"},
                     check_duplicate=True,
                 )
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # 409: another engine made it first
+            except docker.errors.APIError:
+                # Another engine made it first (409), or its creation raced ours for a subnet.
+                if not _named(client, name):
                     raise
             found = _named(client, name)
         if not found:

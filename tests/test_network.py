@@ -215,6 +215,7 @@ def test_engines_creating_luzias_network_at_once_agree_on_one(
             [sys.executable, "-c", code],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(4)
@@ -225,8 +226,9 @@ def test_engines_creating_luzias_network_at_once_agree_on_one(
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.flush()
-    ids = {proc.communicate(timeout=60)[0].strip() for proc in procs}
-    assert all(proc.returncode == 0 for proc in procs)
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * len(procs), [e for _, e in outputs]
+    ids = {out.strip() for out, _ in outputs}
     left = [n for n in docker_engine.networks.list(names=[own_network]) if n.name == own_network]
     assert [n.id for n in left] == list(ids)
     assert left[0].attrs["Options"] == {ICC_OPTION: "false"}
