@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 MANAGED_LABEL = "luzia.managed"
 WORKSPACE = "/workspace"
+DOCKER_NETWORK_MODES = ("bridge", "none", "host")
+"""Docker's own networking modes: ``network_mode``; anything else names a network to join."""
 
 
 def default_user(workspace: Path | None) -> str:
@@ -46,6 +48,7 @@ class ContainerSpec:
     cpus: float | None = None
     name: str | None = None
     network: str | None = None
+    """A network's name or id, or one of :data:`DOCKER_NETWORK_MODES`; ``None``: Docker's bridge."""
     volumes: Mapping[str, str] = field(default_factory=dict)
     """Extra bind mounts, host path -> container path (read-write)."""
 
@@ -73,7 +76,9 @@ class ContainerSpec:
         }
         if self.cpus:
             kwargs["nano_cpus"] = int(self.cpus * 1e9)
-        if self.network:
+        if self.network in DOCKER_NETWORK_MODES:
+            kwargs["network_mode"] = self.network
+        elif self.network:
             kwargs["network"] = self.network
         return {k: v for k, v in kwargs.items() if v is not None}
 

@@ -233,10 +233,14 @@ class DockerBackend(Backend):
 
     def start(self, job: Job, home: Path, command: str) -> TmuxController:
         from controllers.docker_tmux import DockerTmuxController
+        from luzia.launch import read_launch
+        from luzia.network import container_network
 
         write_job_scripts(job, command)
         _share_job_dir(job)
         self._ensure_default_image(job.image)
+        launch = read_launch(job.job_dir)
+        network = container_network(self.client, launch.network if launch else None)
         labels = {"luzia.job": job.id, "luzia.home": str(home)}
         if job.project:
             labels["luzia.project"] = job.project
@@ -246,6 +250,7 @@ class DockerBackend(Backend):
             labels=labels,
             name=f"luzia-{job.id}",
             volumes={str(job.job_dir): JOB_MOUNT},
+            network=network,
             client=self.client,
         )
         controller.pipe_output(f"{JOB_MOUNT}/{LOG_FILE}", size_now=log_size(job))

@@ -47,8 +47,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from luzia.agents import DELIVERIES, AgentProfile, resolve_profile
-from luzia.errors import ConfigError, ProjectNotFound
+from luzia.errors import ConfigError, ProjectNotFound, UsageError
 from luzia.jobs import BACKENDS, Backend
+from luzia.network import check_name
 from luzia.paths import config_path, config_path_is_explicit
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ class Defaults:
     """Seconds to keep a finished job's container; ``None`` keeps it until removed."""
     secret_env: tuple[str, ...] = ()
     """Name patterns of secret variables, besides ``jobenv.DEFAULT_SECRET_PATTERNS``."""
+    network: str | None = None
+    """The network of docker jobs (``luzia.network``); ``None``: luzia's own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class ProjectConfig:
     backend: Backend | None = None
     image: str | None = None
     max_concurrent: int | None = None
+    network: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     commit: Literal["branch", "current"] | None = None
     """Commit a successful job's change (``luzia.workspace.commit``): on a branch of its own, or
@@ -265,6 +269,15 @@ class _Reader:
             raise self.error((*keys, "backend"), problem)
         return cast(Backend, value)
 
+    def network(self, table: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+        value = self.text(table, keys, "network")
+        if value is None:
+            return None
+        try:
+            return check_name(value)
+        except UsageError as exc:
+            raise self.error((*keys, "network"), str(exc).removeprefix("network ")) from None
+
     def duration(self, table: dict[str, Any], keys: tuple[str, ...], name: str) -> float | None:
         value = table.get(name)
         if value is None:
@@ -353,7 +366,15 @@ class _Reader:
 
     def defaults(self, value: object) -> Defaults:
         keys = ("defaults",)
-        known = ("backend", "image", "max_concurrent", "max_per_project", "retention", "secret_env")
+        known = (
+            "backend",
+            "image",
+            "max_concurrent",
+            "max_per_project",
+            "retention",
+            "secret_env",
+            "network",
+        )
         table = self.table(value, keys, known)
         built = Defaults()
         return Defaults(
@@ -363,6 +384,7 @@ class _Reader:
             max_per_project=self.count(table, keys, "max_per_project"),
             retention=self.duration(table, keys, "retention"),
             secret_env=self.patterns(table, keys),
+            network=self.network(table, keys),
         )
 
     def project(self, name: str, value: object) -> ProjectConfig:
@@ -373,6 +395,7 @@ class _Reader:
             "backend",
             "image",
             "max_concurrent",
+            "network",
             "env",
             "commit",
             "secret_env",
@@ -391,6 +414,7 @@ class _Reader:
             backend=self.backend(table, keys),
             image=self.text(table, keys, "image"),
             max_concurrent=self.count(table, keys, "max_concurrent"),
+            network=self.network(table, keys),
             env=self.env(table.get("env", {}), (*keys, "env")),
             commit=self.commit(table, keys),
             secret_env=self.patterns(table, keys),

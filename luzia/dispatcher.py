@@ -36,6 +36,7 @@ from luzia.jobs import (
     Mode,
 )
 from luzia.launch import LAUNCH_FILE, Launch
+from luzia.network import job_network
 from luzia.paths import luzia_home
 from luzia.store import JobStore
 
@@ -73,6 +74,7 @@ class ResponsiveDispatcher:
         agent: str | None = None,
         mode: Mode | None = None,
         env: Mapping[str, str] | None = None,
+        network: str | None = None,
     ) -> str:
         """Validate ``task``, record it as a ``queued`` job and return the job's id.
 
@@ -86,6 +88,10 @@ class ResponsiveDispatcher:
         configured at all; but when projects are configured and no ``workdir`` is given it is
         ``ProjectNotFound``, so that a mistyped name in ``luzia <project> "<task>"`` never runs an
         agent in whatever directory the shell happened to be in.
+
+        ``network`` (``luzia.network``): ``bridge``, ``none``, ``host`` or a Docker network's name;
+        unset, the project's, then ``[defaults]``, then luzia's own network. A docker job's
+        network must exist (``UsageError``) when the Docker Engine answers.
 
         ``agent`` is a profile name (``luzia.agents``) or a command template; ``mode`` follows from
         it (``interactive`` for a profile that takes tasks at its prompt) and need not be given.
@@ -121,7 +127,11 @@ class ResponsiveDispatcher:
         merged_env = {**(settings.env if settings else {}), **(env or {})}
         check_env(merged_env)
         secret = self.config.secret_patterns(settings.name if settings else None, profile)
-        launch = Launch(profile, os.environ.get("PATH"))
+        configured = (settings.network if settings else None) or self.config.defaults.network
+        chosen_network = job_network(
+            network if network is not None else configured, check=chosen_backend != "local"
+        )
+        launch = Launch(profile, os.environ.get("PATH"), chosen_network)
         files = {LAUNCH_FILE: launch.to_json()}
         if merged_env:
             files[ENV_FILE] = env_file(merged_env)

@@ -52,6 +52,7 @@ def run_checks(home: Path, config_file: Path | None = None) -> list[Check]:
     client, engine_check = check_docker_engine(needed="docker" in backends)
     checks.append(engine_check)
     checks.extend(check_images(client, config, needed="docker" in backends))
+    checks.extend(check_networks(client, config))
     checks += [check_home(home), check_sockets(), check_store(home), config_check]
     checks.extend(check_project_paths(config))
     checks.append(check_engine(home))
@@ -190,6 +191,32 @@ def check_images(
                     f"luzia image build --tag {tag}",
                 )
             )
+    return checks
+
+
+def check_networks(client: docker.DockerClient | None, config: Config | None) -> list[Check]:
+    """The network docker jobs get by default, then each project's own: does it exist, and can
+    jobs on it reach each other's containers."""
+    from luzia.network import describe, managed_network
+
+    default = (config.defaults.network if config else None) or managed_network()
+    names = [default]
+    if config is not None:
+        for project in sorted(config.projects.values(), key=lambda p: p.name):
+            if project.network and project.backend != "local" and project.network not in names:
+                names.append(project.network)
+    checks = []
+    for network in names:
+        name = f"network {network}" + (" (default)" if network == default else "")
+        if client is None:
+            checks.append(Check(name, "warn", "not checked: no Docker Engine", None))
+            continue
+        try:
+            state = describe(client, network)
+        except Exception as exc:
+            checks.append(Check(name, "warn", f"cannot inspect it: {_first_line(exc)}", None))
+            continue
+        checks.append(Check(name, state.status, state.detail, state.fix))
     return checks
 
 

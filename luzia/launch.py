@@ -1,4 +1,5 @@
-"""What a job runs with, fixed at dispatch: its resolved agent profile and the caller's PATH.
+"""What a job runs with, fixed at dispatch: its resolved agent profile, the caller's PATH and the
+network its container joins.
 
 An engine may have been started long before, with another config file or environment. Like
 pueue capturing the environment at ``add``, the dispatcher writes ``launch.json`` into the job's
@@ -21,13 +22,19 @@ LAUNCH_FILE = "launch.json"
 @dataclass(frozen=True, slots=True)
 class Launch:
     """``profile``: the agent profile as resolved at dispatch (``None``: a plain command).
-    ``caller_path``: the dispatching process's ``PATH``, which a local job runs with."""
+    ``caller_path``: the dispatching process's ``PATH``, which a local job runs with.
+    ``network``: the container's network (``luzia.network``; ``None``: luzia's own)."""
 
     profile: AgentProfile | None = None
     caller_path: str | None = None
+    network: str | None = None
 
     def to_json(self) -> bytes:
-        data: dict[str, Any] = {"caller_path": self.caller_path, "profile": None}
+        data: dict[str, Any] = {
+            "caller_path": self.caller_path,
+            "network": self.network,
+            "profile": None,
+        }
         if self.profile is not None:
             data["profile"] = dataclasses.asdict(self.profile)
         return json.dumps(data).encode()
@@ -46,4 +53,9 @@ def read_launch(job_dir: Path) -> Launch | None:
         raw["secret_env"] = tuple(raw.get("secret_env") or ())
         profile = AgentProfile(**raw)
     path = data.get("caller_path")
-    return Launch(profile, path if isinstance(path, str) else None)
+    network = data.get("network")
+    return Launch(
+        profile,
+        path if isinstance(path, str) else None,
+        network if isinstance(network, str) else None,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import subprocess
 import time
@@ -15,6 +16,7 @@ import pytest
 from controllers import DockerTmuxController, LocalTmuxController, TmuxController
 from controllers.pytest_plugin import TEST_RUN_ID
 from luzia.jobs import Job, JobState
+from luzia.network import NETWORK_VAR
 
 
 @dataclass
@@ -79,7 +81,29 @@ def pane(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pane]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_leaked_containers() -> Iterator[None]:
+def jobs_network() -> Iterator[str]:
+    """Luzia's own network, named for this run (``LUZIA_JOBS_NETWORK``, which processes the tests
+    start inherit) and removed at the end: a run never creates or removes ``luzia-jobs``."""
+    name = f"luzia-test-{TEST_RUN_ID}-jobs"
+    os.environ[NETWORK_VAR] = name
+    yield name
+    del os.environ[NETWORK_VAR]
+    try:
+        from controllers.docker_engine import docker_client
+
+        client = docker_client()
+    except Exception:
+        return
+    for network in client.networks.list(names=[name]):
+        if network.name == name:
+            network.reload()
+            users = [c["Name"] for c in (network.attrs.get("Containers") or {}).values()]
+            assert not users, f"tests left containers on {name}: {users}"
+            network.remove()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leaked_containers(jobs_network: str) -> Iterator[None]:
     """Fail the run if a test leaves one of this run's containers behind (and reap it)."""
     yield
     try:

@@ -25,6 +25,7 @@ from typing import Any
 import pexpect
 import pytest
 
+from luzia.network import NETWORK_VAR
 from tests.conftest import git
 
 SCRIPT = shutil.which("luzia") or str(Path(sys.executable).parent / "luzia")
@@ -210,7 +211,7 @@ def luzia(tmp_path: Path) -> Iterator[Luzia]:
     config.write_text(CONFIG)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LUZIA_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUZIA_") or k == NETWORK_VAR}
     env |= {
         "LUZIA_HOME": str(home),
         "LUZIA_CONFIG": str(config),

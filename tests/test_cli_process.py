@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from luzia.network import NETWORK_VAR
+
 SCRIPT = shutil.which("luzia") or str(Path(sys.executable).parent / "luzia")
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LUZIA_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LUZIA_") or k == NETWORK_VAR}
     return clean | {
         "LUZIA_HOME": str(tmp_path / "home"),
         "XDG_CONFIG_HOME": str(tmp_path / "xdg"),

@@ -123,6 +123,12 @@ def read_task(task: str) -> str:
     help="Variables from FILE: NAME=VALUE or NAME lines, # comments (repeatable; -e wins).",
 )
 @click.option(
+    "--network",
+    metavar="NAME",
+    help="The container's network: bridge, none, host or a Docker network's name. Default: the "
+    "project's, else luzia's own (jobs cannot reach each other). Local jobs ignore it.",
+)
+@click.option(
     "--wait",
     is_flag=True,
     help="Then wait for the job to end and exit with its exit code (as `luzia wait`).",
@@ -147,6 +153,7 @@ def dispatch(
     mode: Any,
     env: tuple[str, ...],
     env_files: tuple[Path, ...],
+    network: str | None,
     wait: bool,
     timeout: float | None,
     quiet: bool,
@@ -171,6 +178,7 @@ def dispatch(
         agent=agent,
         mode=mode,
         env=variables or None,
+        network=network,
     )
     dispatcher.ensure_engine()
     if wait:

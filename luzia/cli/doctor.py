@@ -1,4 +1,5 @@
-"""``luzia doctor``: check tmux, Docker, the agent image, the store, the config and the engine."""
+"""``luzia doctor``: check tmux, Docker, the agent image, the jobs' network, the store, the config
+and the engine."""
 
 from __future__ import annotations
 
