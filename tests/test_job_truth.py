@@ -297,3 +297,33 @@ def test_a_full_disk_records_the_true_exit_code_once_space_returns(tmp_path: Pat
             d.close()
     finally:
         subprocess.run(["umount", "-l", str(home)], check=False)
+
+
+DAEMON = "nohup sh -c 'while :; do date >> daemon.out; sleep 0.2; done' >/dev/null 2>&1 & disown"
+
+
+def test_a_kill_through_the_engine_leaves_nothing_of_the_job(
+    dispatcher: ResponsiveDispatcher, workspace: Path, backend: str
+) -> None:
+    task = f"{DAEMON}; trap '' HUP INT TERM; while :; do echo x >> f; sleep 0.2; done"
+    job_id = dispatcher.dispatch_task(task, workdir=workspace, backend=backend)
+    wait_state(dispatcher, job_id, JobState.RUNNING)
+    job = dispatcher.kill_job(job_id)
+    assert job.state is JobState.KILLED, job.message
+    assert not _job_runs(dispatcher, job_id)
+
+
+def test_a_completed_job_left_no_daemon_behind(
+    dispatcher: ResponsiveDispatcher, workspace: Path, backend: str
+) -> None:
+    job_id = dispatcher.dispatch_task(f"{DAEMON}; exit 0", workdir=workspace, backend=backend)
+    assert dispatcher.wait_for_job(job_id, timeout=60).state is JobState.COMPLETED
+    assert not _job_runs(dispatcher, job_id)
+
+
+def _job_runs(d: ResponsiveDispatcher, job_id: str) -> bool:
+    """Whether any process of the job is left, looked for the way a kill looks for them."""
+    from luzia.backends import backend_for
+
+    job = d.get_status(job_id)
+    return backend_for(job.backend).job_alive(job)
