@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.test_cli_e2e import (  # noqa: F401 (fixtures)
     backend_args,
     luzia,
 )
+from tests.test_private_state import User, make_user, other  # noqa: F401 (fixtures)
 
 TOKEN = "zzSEKRIT1zz"
 PASSWORD = 'zzSEKRIT2zz it\'s\n$HOME "q"'  # quotes, a newline and a $: all reach the job as is
@@ -65,6 +67,7 @@ def test_secrets_stay_in_their_file_end_to_end(
     luzia: Luzia,  # noqa: F811
     backend_args: list[str],  # noqa: F811
     workspace: Path,
+    other: User,  # noqa: F811
 ) -> None:
     caller = Luzia(luzia.home, {**luzia.env, "DB_PASSWORD": PASSWORD}, luzia.cwd)
     task = (
@@ -78,6 +81,9 @@ def test_secrets_stay_in_their_file_end_to_end(
     wait_for(workspace / "out")  # the command runs, past reading its variables
     assert (workspace / "out").read_text() == f"{TOKEN}|{PASSWORD}|plain-value"
     assert argv_holding(*SECRETS) == []
+    seen = subprocess.run([*other.argv(), "ps", "-eo", "args"], capture_output=True, text=True)
+    assert seen.returncode == 0 and "tmux" in seen.stdout, seen  # another user's view, too
+    assert not any(secret in seen.stdout for secret in SECRETS)
     assert stat.S_IMODE((job_dir / ENV_FILE).stat().st_mode) == 0o600
 
     status = luzia.status(job_id)
