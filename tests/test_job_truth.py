@@ -175,6 +175,13 @@ def test_engine_killed_in_a_start_burst_loses_and_repeats_nothing(
     finally:
         stop_engine(home)
         d.close()
+        if backend == "docker":  # a failed run must not leave its engine's containers behind
+            import docker
+
+            for container in docker.from_env().containers.list(
+                all=True, filters={"label": f"luzia.home={home}"}
+            ):
+                container.remove(force=True)
 
 
 def test_revert_right_after_wait_never_takes_a_persons_edit(home: Path, agent_repo: Path) -> None:
