@@ -115,17 +115,28 @@ def engine_status(home: Path) -> EngineStatus:
 
 def start_engine(home: Path, *, wait: float = 5.0) -> EngineStatus:
     """Start a detached engine for ``home`` unless one runs; wait until it holds the lock."""
-    status = engine_status(home)
+    status = _settled_status(home, wait)
     if status.running:
         return status
     spawn_engine(home)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        status = engine_status(home)
-        if status.running and status.pid is not None:  # the lock is taken before engine.json
+        status = _settled_status(home, deadline - time.monotonic())
+        if status.running and status.pid is not None:
             return status
         time.sleep(0.02)
     raise LuziaError(f"the engine did not start; see {home / LOG_FILE}")
+
+
+def _settled_status(home: Path, wait: float) -> EngineStatus:
+    """The engine's status once its pid is known: it takes the lock before writing
+    ``engine.json``, so a look in between sees a running engine without a pid."""
+    deadline = time.monotonic() + wait
+    while True:
+        status = engine_status(home)
+        if not status.running or status.pid is not None or time.monotonic() > deadline:
+            return status
+        time.sleep(0.01)
 
 
 def spawn_engine(home: Path) -> None:
@@ -155,7 +166,7 @@ def spawn_engine(home: Path) -> None:
 
 def stop_engine(home: Path, timeout: float = 10.0) -> bool:
     """SIGTERM the engine and wait for its lock to free; False if none ran."""
-    status = engine_status(home)
+    status = _settled_status(home, timeout)
     if not status.running or status.pid is None:
         return False
     with contextlib.suppress(ProcessLookupError):
