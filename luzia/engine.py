@@ -205,8 +205,6 @@ class Engine:
         """Serve one request (in its connection's thread); raise ``LuziaError`` to refuse."""
         op = request.get("op")
         job_id = str(request.get("job") or "")
-        if op == "ping":
-            return {"ok": True, "pid": os.getpid()}
         if op == "kill":
             job = self.kill(job_id)
             return {"ok": True, "job": job.id, "state": str(job.state)}
@@ -327,7 +325,7 @@ class Engine:
             if self._drop_live(job_id) is None:
                 return  # another look decided first
             self._end(live, job, verdict.exit_code, verdict.reason)
-        except (ControllerError, LuziaError, OSError) as exc:
+        except (LuziaError, OSError) as exc:
             log.warning("job %s: could not look at it (%s); trying again", job_id, exc)
             self._reconnect.add(job_id)
         except Exception:
@@ -341,7 +339,7 @@ class Engine:
             return Evidence(alive=None, exit_code=code)
         try:
             alive: bool | None = backend.job_alive(job)
-        except (ControllerError, LuziaError) as exc:
+        except LuziaError as exc:
             log.info("job %s: cannot tell whether it runs: %s", job.id, exc)
             alive = None
         stopped = bool(alive) and _process_stopped(backend, job)
@@ -409,7 +407,7 @@ class Engine:
         notes = []
         if not self._drain_log(live, job, code) and _disk_full(job.log_path):
             notes.append("log truncated: no space left on the device")
-        with contextlib.suppress(ControllerError, LuziaError, OSError):
+        with contextlib.suppress(LuziaError, OSError):
             self._backend(job).finished(job)
         try:
             workspace.ensure_post_task(job.workdir, job.id)
@@ -551,8 +549,7 @@ class Engine:
             backend = self._backend(job)
             if backend.name != job.backend:
                 job = self.store.update(job.id, backend=backend.name)
-            launch = read_launch(job.job_dir)
-            profile = launch.profile if launch else self.config.agent_profile(job.agent)
+            profile = self._profile(job)
             pre = self._git.submit(workspace.pre_task, job.workdir, job.id)  # beside the start
             controller = backend.start(job, self.home, job_command(job, profile))
             job = self.store.update(job.id, **_pane_fields(controller))
@@ -565,13 +562,13 @@ class Engine:
             controller.send_keys(backend.run_line(job))
             if live.turns is not None:
                 live.turns.start()
-        except (ControllerError, LuziaError, OSError) as exc:
+        except (LuziaError, OSError) as exc:
             log.warning("job %s failed to start: %s", job.id, exc)
             if controller is not None:
                 self._drop_live(job.id)
                 with contextlib.suppress(ControllerError):
                     controller.detach()
-            with contextlib.suppress(ControllerError, LuziaError, OSError):
+            with contextlib.suppress(LuziaError, OSError):
                 self._backend(job).kill(job)  # nothing half-started is left running
             self.store.transition(job.id, JobState.FAILED, f"could not start: {exc}")
         except Exception as exc:  # a bug: say so in the job, keep the engine alive
@@ -584,6 +581,12 @@ class Engine:
                 started = self._starting.pop(job.id, None)
             if started is not None:
                 started.set()
+
+    def _profile(self, job: Job) -> AgentProfile | None:
+        """The job's agent profile as dispatched; this engine's config only for a job from
+        before launch records."""
+        launch = read_launch(job.job_dir)
+        return launch.profile if launch else self.config.agent_profile(job.agent)
 
     def _backend(self, job: Job) -> Backend:
         name = job.backend
@@ -628,7 +631,7 @@ class Engine:
         for job in self.store.list(state=ACTIVE_STATES):
             try:
                 self._reconcile(job)
-            except (ControllerError, LuziaError, OSError) as exc:
+            except (LuziaError, OSError) as exc:
                 log.warning("job %s: cannot reconcile yet: %s", job.id, exc)
                 self._unreconciled.add(job.id)
 
@@ -654,9 +657,7 @@ class Engine:
             else:
                 self._reconnect_later(job)
             return
-        launch = read_launch(job.job_dir)
-        profile = launch.profile if launch else self.config.agent_profile(job.agent)
-        live = self._watch(job, controller, profile, resume=True)
+        live = self._watch(job, controller, self._profile(job), resume=True)
         live.running_recorded = True
         if live.turns is not None:
             live.turns.start()
@@ -675,7 +676,7 @@ class Engine:
             job = self.store.get(job_id)
             if job.state in ACTIVE_STATES:
                 self._reconcile(job)
-        except (ControllerError, LuziaError, OSError) as exc:
+        except (LuziaError, OSError) as exc:
             log.info("job %s: cannot reconcile yet: %s", job_id, exc)
             self._unreconciled.add(job_id)
 
@@ -689,7 +690,7 @@ class Engine:
         self._last_sweep = now
         finished = self.store.list(state=FINAL_STATES)
         for job in scheduler.expired(finished, now=now, retention=self.config.defaults.retention):
-            with contextlib.suppress(ControllerError, LuziaError):
+            with contextlib.suppress(LuziaError):
                 self._backend(job).remove(job)
                 self.store.update(job.id, container_id=None, tmux_target=None)
 
@@ -725,7 +726,7 @@ def _process_stopped(backend: Backend, job: Job) -> bool:
             stat = backend.read_in_container(job, f"/proc/{pid}/stat")
         else:
             stat = Path(f"/proc/{pid}/stat").read_text()
-    except (OSError, ControllerError, LuziaError):
+    except (OSError, LuziaError):
         return False
     return stat.rpartition(")")[2].split()[:1] == ["T"]
 
