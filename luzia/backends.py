@@ -9,7 +9,6 @@ comes back, so the result survives an engine that is not there to see it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shlex
 import shutil
@@ -30,6 +29,7 @@ from luzia.paths import (
     EXIT_CODE_FILE,
     LOG_FILE,
     check_private_dir,
+    home_tag,
     runtime_dir,
     write_private,
 )
@@ -207,10 +207,6 @@ class Backend(ABC):
     @abstractmethod
     def attach_command(self, job: Job, read_only: bool) -> list[str]:
         """The argv that puts a person's terminal into the job's pane."""
-
-    @abstractmethod
-    def tmux_command(self, job: Job) -> list[str]:
-        """The argv prefix of a one-shot tmux command on the job's server."""
 
 
 class DockerBackend(Backend):
@@ -392,22 +388,6 @@ class DockerBackend(Backend):
         ]
         return [*argv, "-r"] if read_only else argv
 
-    def tmux_command(self, job: Job) -> list[str]:
-        from controllers.docker_tmux import TMUX_SOCKET
-
-        container = self._container(job)
-        if container is None or container.status != "running":
-            raise LuziaError(f"job {job.id} has no running container")
-        return [
-            shutil.which("docker") or "docker",
-            "exec",
-            "-i",
-            container.id,
-            "tmux",
-            "-S",
-            TMUX_SOCKET,
-        ]
-
     def read_in_container(self, job: Job, path: str) -> str:
         """A small file inside the job's running container (e.g. ``/proc/PID/stat``)."""
         container = self._container(job)
@@ -420,14 +400,13 @@ class DockerBackend(Backend):
 
     def describe_container(self, job: Job) -> str | None:
         """``container 1a2b3c4d5e6f removed`` / ``... exited (137)``, or ``None`` if it runs."""
+        from controllers.container import loss_state
+
         container = self._container(job)
-        short = (job.container_id or "")[:12] or f"of job {job.id}"
         if container is None:
-            return f"container {short} removed"
-        if container.status == "running":
-            return None
-        code = container.attrs.get("State", {}).get("ExitCode")
-        return f"container {short} {container.status} ({code})"
+            return f"container {(job.container_id or '')[:12] or f'of job {job.id}'} removed"
+        still_running, why = loss_state(container, settle=0)
+        return None if still_running else why
 
     def _container(self, job: Job) -> docker.models.containers.Container | None:
         """The job's container, by recorded id, else by label (a start cut short)."""
@@ -539,25 +518,16 @@ class LocalBackend(Backend):
         argv = ["tmux", "-u", "-S", job.tmux_target, "attach-session", "-t", SESSION]
         return [*argv, "-r"] if read_only else argv
 
-    def tmux_command(self, job: Job) -> list[str]:
-        if not job.tmux_target or not _socket_of(job).exists():
-            raise LuziaError(f"job {job.id} has no tmux server")
-        return ["tmux", "-S", job.tmux_target]
-
 
 def local_socket(home: Path, job_id: str) -> Path:
     """A short socket path (sockets are limited to ~107 bytes) in the checked, private runtime
     directory (raises ``UnsafeRuntimeDir``, naming it, if another user could reach it)."""
-    return runtime_dir() / f"{_home_tag(home)}-{job_id}.sock"
-
-
-def _home_tag(home: Path) -> str:
-    return hashlib.sha1(str(home).encode()).hexdigest()[:10]
+    return runtime_dir() / f"{home_tag(home)}-{job_id}.sock"
 
 
 def _home_sockets(home: Path) -> list[tuple[Path, str]]:
     """The tmux sockets of ``home``'s jobs, with their job ids."""
-    prefix = f"{_home_tag(home)}-"
+    prefix = f"{home_tag(home)}-"
     return [
         (path, path.name.removeprefix(prefix).removesuffix(".sock"))
         for path in local_socket(home, "").parent.glob(f"{prefix}*.sock")
