@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from luzia.errors import UsageError
+from luzia.paths import write_private
 from luzia.proctree import TAG_VAR
 
 ENV_FILE = "env"
@@ -91,9 +92,7 @@ def env_file(env: Mapping[str, str]) -> bytes:
 
 def write_env_file(job_dir: Path, env: Mapping[str, str]) -> None:
     """Write the job's env file, readable by its owner alone from the moment it exists."""
-    fd = os.open(job_dir / ENV_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with open(fd, "wb") as file:
-        file.write(env_file(env))
+    write_private(job_dir / ENV_FILE, env_file(env))
 
 
 def remove_env_file(job_dir: Path) -> None:

@@ -537,13 +537,6 @@ def _forget_secret_values(con: sqlite3.Connection) -> None:
             con.execute("UPDATE jobs SET env = ? WHERE id = ?", (json.dumps(blanked), job_id))
 
 
-def _write_private(path: Path, content: bytes) -> None:
-    """Write a new file that only its owner can read, from the moment it exists."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with open(fd, "wb") as file:
-        file.write(content)
-
-
 class _Keep:
     """A value to set only where the column is still NULL (``COALESCE``)."""
 
