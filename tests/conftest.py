@@ -15,6 +15,9 @@ import pytest
 
 from controllers import DockerTmuxController, LocalTmuxController, TmuxController
 from controllers.pytest_plugin import TEST_RUN_ID
+from luzia.config import Config
+from luzia.dispatcher import ResponsiveDispatcher
+from luzia.engine import Engine
 from luzia.jobs import Job, JobState
 from luzia.network import NETWORK_VAR
 
@@ -151,3 +154,36 @@ def sample_job(**fields: object) -> Job:
         job_dir=Path("/d"),
     )
     return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh ``LUZIA_HOME``; no engine starts by itself (the tests run their own)."""
+    monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def engine(home: Path) -> Iterator[Engine]:
+    """An engine for ``home`` in this process, stopped after ``dispatcher`` cleaned up."""
+    running = Engine(home, Config()).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def dispatcher(home: Path, engine: Engine) -> Iterator[ResponsiveDispatcher]:
+    """A dispatcher on ``home`` with its engine running; every job is removed afterwards."""
+    d = ResponsiveDispatcher(home=home, config=Config())
+    yield d
+    d.clean(all=True)  # kills what still runs: through the engine, before it stops
+    d.close()
+
+
+def wait_state(d: ResponsiveDispatcher, job_id: str, state: JobState) -> None:
+    """Follow the job's events until it reaches ``state``; fail if it ends first."""
+    for event in d.stream_status(job_id):
+        if event.state is state:
+            return
+        assert not event.state.is_final, event
+    raise AssertionError(f"{job_id} ended before reaching {state}")

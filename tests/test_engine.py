@@ -6,7 +6,6 @@ import itertools
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
@@ -18,35 +17,11 @@ from luzia.dispatcher import ResponsiveDispatcher
 from luzia.engine import Engine
 from luzia.errors import UsageError
 from luzia.jobs import JobState
-from tests.conftest import BACKENDS
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
-    return tmp_path / "home"
+from tests.conftest import BACKENDS, wait_state
 
 
 def make_dispatcher(home: Path, **defaults: object) -> ResponsiveDispatcher:
     return ResponsiveDispatcher(home=home, config=Config(defaults=Defaults(**defaults)))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def dispatcher(home: Path) -> Iterator[ResponsiveDispatcher]:
-    d = make_dispatcher(home)
-    engine = d.start_background_monitor()
-    yield d
-    d.clean(all=True)
-    engine.stop()
-    d.close()
-
-
-def wait_state(d: ResponsiveDispatcher, job_id: str, state: JobState, timeout: float = 30) -> None:
-    for event in d.stream_status(job_id):
-        if event.state is state:
-            return
-        assert event.state not in (JobState.COMPLETED, JobState.FAILED, JobState.KILLED), event
-    raise AssertionError(f"{job_id} ended before reaching {state}")
 
 
 @pytest.mark.parametrize(

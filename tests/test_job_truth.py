@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,34 +22,9 @@ from luzia.engine import Engine
 from luzia.errors import UsageError
 from luzia.jobs import JobState
 from luzia.workspace import WorkspaceChanged
-from tests.conftest import git
+from tests.conftest import git, wait_state
 
 MARKER_PROMPT_0 = r"printf '\033]7767;luzia;P;0\007'"
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def dispatcher(home: Path) -> Iterator[ResponsiveDispatcher]:
-    d = ResponsiveDispatcher(home=home, config=Config())
-    engine = d.start_background_monitor()
-    d.engine = engine  # type: ignore[attr-defined]
-    yield d
-    d.clean(all=True)  # kills what still runs: through the engine, before it stops
-    engine.stop()
-    d.close()
-
-
-def wait_state(d: ResponsiveDispatcher, job_id: str, state: JobState) -> None:
-    for event in d.stream_status(job_id):
-        if event.state is state:
-            return
-        assert not event.state.is_final, event
-    raise AssertionError(f"{job_id} ended before reaching {state}")
 
 
 @pytest.mark.parametrize(
@@ -77,7 +51,7 @@ def test_marker_bytes_printed_by_a_job_never_end_it(
 
 @pytest.mark.docker
 def test_a_kill_that_cannot_act_records_nothing(
-    dispatcher: ResponsiveDispatcher, workspace: Path, agent_image: str
+    dispatcher: ResponsiveDispatcher, engine: Engine, workspace: Path, agent_image: str
 ) -> None:
     import docker
 
@@ -85,7 +59,6 @@ def test_a_kill_that_cannot_act_records_nothing(
 
     job_id = dispatcher.dispatch_task("sleep 60", workdir=workspace, backend="docker")
     wait_state(dispatcher, job_id, JobState.RUNNING)
-    engine: Engine = dispatcher.engine  # type: ignore[attr-defined]
     working = engine._backends["docker"]
     unreachable = docker.DockerClient(base_url="unix:///nonexistent/docker.sock", version="1.41")
     engine._backends["docker"] = DockerBackend(unreachable)
@@ -102,11 +75,10 @@ def test_a_kill_that_cannot_act_records_nothing(
 
 
 def test_a_dropped_control_stream_is_not_the_end(
-    dispatcher: ResponsiveDispatcher, workspace: Path, backend: str
+    dispatcher: ResponsiveDispatcher, engine: Engine, workspace: Path, backend: str
 ) -> None:
     job_id = dispatcher.dispatch_task("sleep 3; exit 4", workdir=workspace, backend=backend)
     wait_state(dispatcher, job_id, JobState.RUNNING)
-    engine: Engine = dispatcher.engine  # type: ignore[attr-defined]
     engine._live[job_id].controller.client._proc.kill()  # the engine's tmux -C / docker exec
     job = dispatcher.wait_for_job(job_id, timeout=60)
     assert (job.state, job.exit_code) == (JobState.FAILED, 4), job.message

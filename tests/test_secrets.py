@@ -9,7 +9,6 @@ import sqlite3
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -150,22 +149,6 @@ def test_env_file_and_caller_values(
 
 
 # ------------------------------------------------------------------ the API
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def dispatcher(home: Path) -> Iterator[ResponsiveDispatcher]:
-    d = ResponsiveDispatcher(home=home, config=Config())
-    engine = d.start_background_monitor()
-    yield d
-    d.clean(all=True)
-    engine.stop()
-    d.close()
 
 
 def test_a_killed_job_loses_its_env_file_and_argv_never_had_it(

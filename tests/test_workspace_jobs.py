@@ -35,12 +35,6 @@ def make_dispatcher(home: Path, repo: Path, commit: str | None = None) -> Respon
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
-    return tmp_path / "home"
-
-
-@pytest.fixture
 def dispatcher(home: Path, repo: Path) -> Iterator[ResponsiveDispatcher]:
     d = make_dispatcher(home, repo)
     engine = d.start_background_monitor()
