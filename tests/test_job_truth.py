@@ -172,6 +172,7 @@ def test_engine_killed_in_a_start_burst_loses_and_repeats_nothing(
                 container.remove(force=True)
 
 
+@pytest.mark.timeout(600)  # 100 jobs in a row: well over the default on a loaded 2-core machine
 def test_revert_right_after_wait_never_takes_a_persons_edit(home: Path, agent_repo: Path) -> None:
     """The job is final only once its post snapshot exists: an edit right after is the person's."""
     d = ResponsiveDispatcher(home=home, config=Config())
