@@ -14,6 +14,7 @@ each of those in the files where Claude Code keeps the answers.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,6 @@ from luzia.agents.kind import (
     Outcome,
     SeedContext,
     copy_private,
-    json_records,
     plain_lines,
 )
 from luzia.agents.profile import AgentProfile
@@ -60,6 +60,12 @@ names what the person is asked."""
 API_KEY_SUFFIX = 20
 """Claude Code records an approved ``ANTHROPIC_API_KEY`` by its last 20 characters."""
 
+RESULT_KEY = re.compile(r'"type":\s*"result"')
+"""What marks the final record of ``--output-format stream-json``."""
+
+RECORD_LIMIT = 1 << 20
+"""How far before that mark the record's start is looked for."""
+
 COPIED = (".claude/.credentials.json", ".claude/CLAUDE.md")
 """The user's own files a job's HOME gets as they are (a login, personal instructions)."""
 
@@ -71,9 +77,10 @@ class ClaudeKind(AgentKind):
 
     def seed_home(self, home: Path, ctx: SeedContext) -> None:
         """Onboarding done, the workspace trusted, bypass mode on and confirmed (the container
-        is the sandbox), the environment's API key approved; the user's login and settings
-        copied in. An approved key is recorded only by its suffix, as Claude Code does when a
-        person says yes; with ``ANTHROPIC_AUTH_TOKEN`` nothing of it is written."""
+        is the sandbox), the environment's API key approved, no start-up animation (seconds of
+        output before a task can be typed); the user's login and settings copied in. An
+        approved key is recorded only by its suffix, as Claude Code does when a person says
+        yes; with ``ANTHROPIC_AUTH_TOKEN`` nothing of it is written."""
         for name in COPIED:
             copy_private(ctx.user_home / name, home / name)
         settings = _json_object(ctx.user_home / ".claude" / "settings.json")
@@ -83,6 +90,7 @@ class ClaudeKind(AgentKind):
             "defaultMode": "bypassPermissions",
         }
         settings["skipDangerousModePermissionPrompt"] = True
+        settings.setdefault("prefersReducedMotion", True)  # its start-up animation delays input
         _write_json(home / ".claude" / "settings.json", settings)
 
         state: dict[str, Any] = {
@@ -120,22 +128,20 @@ KIND = ClaudeKind()
 
 
 def _last_result(log: str) -> dict[str, Any] | None:
-    """The last result record; one the terminal log broke over lines is joined again."""
-    results = [r for r in json_records(log) if r.get("type") == "result"]
-    if results:
-        return results[-1]
+    """The last whole result record, wherever the terminal log broke its line: the lines are
+    joined, and each ``{`` before the record's ``"type":"result"`` tried as its start."""
     flat = "".join(plain_lines(log))
-    at = max(flat.rfind('"type":"result"'), flat.rfind('"type": "result"'))
     decoder = json.JSONDecoder()
-    brace = flat.rfind("{", 0, at)
-    while at >= 0 and brace >= 0:
-        try:
-            value, _ = decoder.raw_decode(flat, brace)
-        except ValueError:
-            value = None
-        if isinstance(value, dict) and value.get("type") == "result":
-            return value
-        brace = flat.rfind("{", 0, brace)
+    for mark in reversed(list(RESULT_KEY.finditer(flat))):
+        brace = flat.rfind("{", 0, mark.start())
+        while brace >= 0 and mark.start() - brace < RECORD_LIMIT:
+            try:
+                value, _ = decoder.raw_decode(flat, brace)
+            except ValueError:
+                value = None
+            if isinstance(value, dict) and value.get("type") == "result":
+                return value
+            brace = flat.rfind("{", 0, brace)
     return None
 
 
