@@ -123,7 +123,11 @@ class TurnWatcher:
             tail = self._tail()
             if self._prompt is None or self._prompt.search(tail):
                 return
-            if question := self._question(tail):
+            question = self._question(tail)
+            if question and not self._quiet_for(self.profile.quiet):
+                self._wait_quiet(self.profile.quiet)  # a dialog still drawing may reset
+                continue
+            if question:
                 answers = len(self._inputs)
                 self.report("idle", f"waiting for a person: {question}")
                 self._wait_answer(after=answers)
@@ -146,6 +150,10 @@ class TurnWatcher:
                 line = next((ln for ln in tail.splitlines() if match.group(0) in ln), "")
                 return (line or match.group(0)).strip()
         return None
+
+    def _quiet_for(self, seconds: float) -> bool:
+        """Whether the pane has printed nothing for ``seconds``."""
+        return self.controller.stream.last_output_at + seconds <= time.monotonic()
 
     def _wait_answer(self, after: int) -> None:
         """Wait until a person has sent something (more than ``after`` inputs are queued)."""
