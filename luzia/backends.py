@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controllers.errors import ControllerError
-from luzia.agents import AgentProfile
+from luzia.agents import AgentProfile, agent_kind
+from luzia.agents.home import HOME_DIR, prepare_home
 from luzia.config import agent_command
 from luzia.errors import BackendError, LuziaError
 from luzia.jobenv import ENV_FILE, remove_env_file, write_env_file
@@ -228,14 +229,22 @@ class DockerBackend(Backend):
         return self._client
 
     def start(self, job: Job, home: Path, command: str) -> TmuxController:
+        from controllers.container import default_user
         from controllers.docker_tmux import DockerTmuxController
+        from controllers.image.rootfs import AGENT_HOME
         from luzia.launch import read_launch
         from luzia.network import container_network
 
         write_job_scripts(job, command)
+        launch = read_launch(job.job_dir)
+        volumes = {str(job.job_dir): JOB_MOUNT}
+        kind = agent_kind(launch.profile if launch else None)
+        if kind is not None:
+            caller_home = Path(launch.caller_home if launch and launch.caller_home else Path.home())
+            home = prepare_home(job.job_dir, kind, caller_home, _owner(default_user(job.workdir)))
+            volumes[str(home)] = AGENT_HOME
         _share_job_dir(job)
         self._ensure_default_image(job.image)
-        launch = read_launch(job.job_dir)
         network = container_network(self.client, launch.network if launch else None)
         labels = {"luzia.job": job.id, "luzia.home": str(home)}
         if job.project:
@@ -245,7 +254,7 @@ class DockerBackend(Backend):
             workspace=job.workdir,
             labels=labels,
             name=f"luzia-{job.id}",
-            volumes={str(job.job_dir): JOB_MOUNT},
+            volumes=volumes,
             network=network,
             client=self.client,
         )
@@ -321,8 +330,10 @@ class DockerBackend(Backend):
 
     def finished(self, job: Job) -> None:
         """End what the command left running (a daemon could go on writing to the workspace);
-        keep the container and its tmux: a person may want to look inside (``luzia attach``)."""
+        keep the container and its tmux: a person may want to look inside (``luzia attach``).
+        The agent's HOME goes: it holds copies of the user's credentials."""
         remove_env_file(job.job_dir)
+        shutil.rmtree(job.job_dir / HOME_DIR, ignore_errors=True)
         if read_exit_code(job) is not None:
             return
         container = self._container(job)
@@ -558,6 +569,14 @@ def _kill_tmux_server(socket: Path) -> None:
             check=False,
             timeout=10,
         )
+
+
+def _owner(user: str) -> tuple[int, int] | None:
+    """``uid:gid`` as numbers (``None`` for a user given by name: the image knows it)."""
+    uid, _, gid = user.partition(":")
+    if uid.isdigit() and gid.isdigit():
+        return int(uid), int(gid)
+    return None
 
 
 def _share_job_dir(job: Job) -> None:

@@ -122,7 +122,7 @@ class ResponsiveDispatcher:
         chosen_network = job_network(
             network if network is not None else configured, check=chosen_backend != "local"
         )
-        launch = Launch(profile, os.environ.get("PATH"), chosen_network)
+        launch = Launch(profile, os.environ.get("PATH"), chosen_network, os.path.expanduser("~"))
         files = {LAUNCH_FILE: launch.to_json()}
         if merged_env:
             files[ENV_FILE] = env_file(merged_env)

@@ -22,15 +22,19 @@ LAUNCH_FILE = "launch.json"
 class Launch:
     """``profile``: the agent profile as resolved at dispatch (``None``: a plain command).
     ``caller_path``: the dispatching process's ``PATH``, which a local job runs with.
-    ``network``: the container's network (``luzia.network``; ``None``: luzia's own)."""
+    ``network``: the container's network (``luzia.network``; ``None``: luzia's own).
+    ``caller_home``: the dispatching user's ``HOME``, where a container job's agent HOME
+    takes the user's own agent config and credentials from (``luzia.agents.home``)."""
 
     profile: AgentProfile | None = None
     caller_path: str | None = None
     network: str | None = None
+    caller_home: str | None = None
 
     def to_json(self) -> bytes:
         data: dict[str, Any] = {
             "caller_path": self.caller_path,
+            "caller_home": self.caller_home,
             "network": self.network,
             "profile": None,
         }
@@ -49,10 +53,13 @@ def read_launch(job_dir: Path) -> Launch | None:
     profile = None
     if isinstance(raw, dict):
         profile = AgentProfile.from_dict(raw)
-    path = data.get("caller_path")
-    network = data.get("network")
     return Launch(
         profile,
-        path if isinstance(path, str) else None,
-        network if isinstance(network, str) else None,
+        _text(data.get("caller_path")),
+        _text(data.get("network")),
+        _text(data.get("caller_home")),
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
