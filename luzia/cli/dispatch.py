@@ -93,15 +93,17 @@ def read_task(task: str) -> str:
 @click.option("--image", metavar="IMAGE", help="The container image. Default: the config's.")
 @click.option(
     "--agent",
-    metavar="CMD",
-    help="The agent command template; {task} becomes the shell-quoted task, e.g. "
-    "'claude -p {task}'. Default: the project's; unset, the task itself is a shell command.",
+    metavar="AGENT",
+    help="An agent profile (claude, codex, aider, or an [agents.NAME] of the config), or a "
+    "command template where {task} becomes the shell-quoted task, e.g. 'mytool {task}'. "
+    "Default: the project's; unset, the task itself is a shell command.",
 )
 @click.option(
     "--mode",
     type=click.Choice(["command", "interactive"]),
     default=None,
-    help="command: the job ends when the command does; interactive: an agent at its prompt. "
+    help="interactive: the agent at its prompt, the task pasted in, follow-ups with `luzia send`; "
+    "command: one run (e.g. claude -p), the job ends with it and takes the agent's own verdict. "
     'Default: what the agent is (a profile with delivery = "prompt" is interactive).',
 )
 @click.option(
