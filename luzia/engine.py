@@ -264,10 +264,10 @@ class Engine:
                 return
         if live is None:
             raise UsageError(f"cannot send input to job {job.id}: it is {job.state}, no pane yet")
-        if live.turns is not None:
+        if live.turns is not None and live.turns.following:
             live.turns.submit(text, enter)
             return
-        try:
+        try:  # a plain command, or an agent luzia no longer follows: type it into the pane
             if text:
                 live.controller.send_keys(text, enter=enter)
             elif enter:
