@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
@@ -259,7 +259,21 @@ def job_fields(job: Job) -> list[tuple[str, str]]:
     if job.env:
         shown = sorted(shown_env(job.env).items())
         fields.append(("env", " ".join(f"{k}={v}" for k, v in shown)))
+    if job.usage:
+        fields.append(("usage", usage_text(job.usage)))
     return fields
+
+
+def usage_text(usage: Mapping[str, float]) -> str:
+    """What an agent reported it used, e.g. ``1200 tokens in, 85 out, $0.0042``."""
+    parts = []
+    if "input_tokens" in usage:
+        parts.append(f"{int(usage['input_tokens'])} tokens in")
+    if "output_tokens" in usage:
+        parts.append(f"{int(usage['output_tokens'])} out")
+    if "cost_usd" in usage:
+        parts.append(f"${usage['cost_usd']:.4f}")
+    return ", ".join(parts) or "-"
 
 
 def event_line(event: JobEvent) -> str:
