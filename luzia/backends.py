@@ -229,6 +229,7 @@ class DockerBackend(Backend):
 
     def start(self, job: Job, home: Path, command: str) -> TmuxController:
         from controllers.docker_tmux import DockerTmuxController
+        from luzia.container_settings import DEFAULT_MEMORY, DEFAULT_PIDS, ContainerSettings
         from luzia.launch import read_launch
         from luzia.network import container_network
 
@@ -237,6 +238,7 @@ class DockerBackend(Backend):
         self._ensure_default_image(job.image)
         launch = read_launch(job.job_dir)
         network = container_network(self.client, launch.network if launch else None)
+        settings = (launch.container if launch else None) or ContainerSettings()
         labels = {"luzia.job": job.id, "luzia.home": str(home)}
         if job.project:
             labels["luzia.project"] = job.project
@@ -246,6 +248,11 @@ class DockerBackend(Backend):
             labels=labels,
             name=f"luzia-{job.id}",
             volumes={str(job.job_dir): JOB_MOUNT},
+            mounts=settings.mounts,
+            user=settings.user,
+            memory=settings.memory or DEFAULT_MEMORY,
+            pids_limit=settings.pids or DEFAULT_PIDS,
+            cpus=settings.cpus,
             network=network,
             client=self.client,
         )

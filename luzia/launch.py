@@ -1,5 +1,5 @@
-"""What a job runs with, fixed at dispatch: its resolved agent profile, the caller's PATH and the
-network its container joins.
+"""What a job runs with, fixed at dispatch: its resolved agent profile, the caller's PATH, the
+network its container joins and its container's mounts, limits and user.
 
 An engine may have been started long before, with another config file or environment. Like
 pueue capturing the environment at ``add``, the dispatcher writes ``launch.json`` into the job's
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from luzia.agents import AgentProfile
+from luzia.container_settings import ContainerSettings
 
 LAUNCH_FILE = "launch.json"
 
@@ -23,21 +24,32 @@ LAUNCH_FILE = "launch.json"
 class Launch:
     """``profile``: the agent profile as resolved at dispatch (``None``: a plain command).
     ``caller_path``: the dispatching process's ``PATH``, which a local job runs with.
-    ``network``: the container's network (``luzia.network``; ``None``: luzia's own)."""
+    ``network``: the container's network (``luzia.network``; ``None``: luzia's own).
+    ``container``: its mounts, limits and user, resolved (``None``: a local job, or one
+    dispatched before luzia recorded them)."""
 
     profile: AgentProfile | None = None
     caller_path: str | None = None
     network: str | None = None
+    container: ContainerSettings | None = None
 
     def to_json(self) -> bytes:
         data: dict[str, Any] = {
             "caller_path": self.caller_path,
             "network": self.network,
             "profile": None,
+            "container": None if self.container is None else self.container.to_dict(),
         }
         if self.profile is not None:
             data["profile"] = dataclasses.asdict(self.profile)
         return json.dumps(data).encode()
+
+    def container_view(self) -> dict[str, Any]:
+        """What ``luzia status`` shows of a docker job's container: network, mounts, limits."""
+        from luzia.network import managed_network
+
+        shown = self.container.to_dict() if self.container is not None else {}
+        return {"network": self.network or managed_network(), **shown}
 
 
 def read_launch(job_dir: Path) -> Launch | None:
@@ -54,8 +66,10 @@ def read_launch(job_dir: Path) -> Launch | None:
         profile = AgentProfile(**raw)
     path = data.get("caller_path")
     network = data.get("network")
+    container = data.get("container")
     return Launch(
         profile,
         path if isinstance(path, str) else None,
         network if isinstance(network, str) else None,
+        ContainerSettings.from_dict(container) if isinstance(container, dict) else None,
     )
