@@ -234,11 +234,11 @@ class DockerBackend(Backend):
         from luzia.network import container_network
 
         write_job_scripts(job, command)
-        _share_job_dir(job)
-        self._ensure_default_image(job.image)
         launch = read_launch(job.job_dir)
-        network = container_network(self.client, launch.network if launch else None)
         settings = (launch.container if launch else None) or ContainerSettings()
+        _share_job_dir(job, settings.user)
+        self._ensure_default_image(job.image)
+        network = container_network(self.client, launch.network if launch else None)
         labels = {"luzia.job": job.id, "luzia.home": str(home)}
         if job.project:
             labels["luzia.project"] = job.project
@@ -567,12 +567,18 @@ def _kill_tmux_server(socket: Path) -> None:
         )
 
 
-def _share_job_dir(job: Job) -> None:
-    """Let the container's user (the workspace owner) write the log and exit code."""
-    st = job.workdir.stat()
-    if os.getuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
+def _share_job_dir(job: Job, user: str | None) -> None:
+    """Let the container's user (``UID[:GID]``, else the workspace owner) write the log and exit
+    code."""
+    if user is not None:
+        uid, _, gid = user.partition(":")
+        owner = (int(uid), int(gid) if gid else -1)
+    else:
+        st = job.workdir.stat()
+        owner = (st.st_uid, st.st_gid)
+    if os.getuid() == 0 and owner != (0, 0):
         for path in (job.job_dir, *job.job_dir.iterdir()):
-            os.chown(path, st.st_uid, st.st_gid)
+            os.chown(path, *owner)
 
 
 @contextlib.contextmanager

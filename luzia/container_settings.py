@@ -29,8 +29,7 @@ there or below."""
 
 _MEMORY = r"(\d+(?:\.\d+)?)([bkmg]?)b?"
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-_USER_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
-_USER = rf"{_USER_PART}(?::{_USER_PART})?"
+_USER = r"\d{1,10}(?::\d{1,10})?"
 _T = TypeVar("_T")
 
 
@@ -190,9 +189,10 @@ def check_pids(value: int | str) -> int:
 
 
 def check_user(value: str) -> str:
-    """``UID[:GID]`` or ``NAME[:GROUP]`` (names must exist in the image)."""
+    """``UID[:GID]``, numbers: luzia gives that user the job's directory before the container
+    starts, and a name would mean nothing outside the image."""
     if not isinstance(value, str) or not re.fullmatch(_USER, value):
-        raise UsageError(f'user must be UID[:GID] or NAME[:GROUP], like "1000:1000", not {value!r}')
+        raise UsageError(f'user must be UID or UID:GID, like "1000:1000", not {value!r}')
     return value
 
 
