@@ -8,7 +8,6 @@ directory with the job's row, and the engine starts the job from it, never from 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ class Launch:
             "container": None if self.container is None else self.container.to_dict(),
         }
         if self.profile is not None:
-            data["profile"] = dataclasses.asdict(self.profile)
+            data["profile"] = self.profile.to_dict()
         return json.dumps(data).encode()
 
     def container_view(self) -> dict[str, Any]:
@@ -61,9 +60,7 @@ def read_launch(job_dir: Path) -> Launch | None:
     raw = data.get("profile")
     profile = None
     if isinstance(raw, dict):
-        raw["questions"] = tuple(raw.get("questions") or ())
-        raw["secret_env"] = tuple(raw.get("secret_env") or ())
-        profile = AgentProfile(**raw)
+        profile = AgentProfile.from_dict(raw)
     path = data.get("caller_path")
     network = data.get("network")
     container = data.get("container")
