@@ -232,18 +232,20 @@ class DockerBackend(Backend):
         from controllers.container import default_user
         from controllers.docker_tmux import DockerTmuxController
         from controllers.image.rootfs import AGENT_HOME
+        from luzia.container_settings import DEFAULT_MEMORY, DEFAULT_PIDS, ContainerSettings
         from luzia.launch import read_launch
         from luzia.network import container_network
 
         write_job_scripts(job, command)
         launch = read_launch(job.job_dir)
+        settings = (launch.container if launch else None) or ContainerSettings()
+        owner = _owner(settings.user or default_user(job.workdir))
         volumes = {str(job.job_dir): JOB_MOUNT}
         kind = agent_kind(launch.profile if launch else None)
         if kind is not None:
             caller_home = Path(launch.caller_home if launch and launch.caller_home else Path.home())
-            home = prepare_home(job.job_dir, kind, caller_home, _owner(default_user(job.workdir)))
-            volumes[str(home)] = AGENT_HOME
-        _share_job_dir(job)
+            volumes[str(prepare_home(job.job_dir, kind, caller_home, owner))] = AGENT_HOME
+        _share_job_dir(job, owner)
         self._ensure_default_image(job.image)
         network = container_network(self.client, launch.network if launch else None)
         labels = {"luzia.job": job.id, "luzia.home": str(home)}
@@ -255,6 +257,11 @@ class DockerBackend(Backend):
             labels=labels,
             name=f"luzia-{job.id}",
             volumes=volumes,
+            mounts=settings.mounts,
+            user=settings.user,
+            memory=settings.memory or DEFAULT_MEMORY,
+            pids_limit=settings.pids or DEFAULT_PIDS,
+            cpus=settings.cpus,
             network=network,
             client=self.client,
         )
@@ -571,20 +578,17 @@ def _kill_tmux_server(socket: Path) -> None:
         )
 
 
-def _owner(user: str) -> tuple[int, int] | None:
-    """``uid:gid`` as numbers (``None`` for a user given by name: the image knows it)."""
+def _owner(user: str) -> tuple[int, int]:
+    """The container's user, ``UID[:GID]``, as the owner of the files it is given."""
     uid, _, gid = user.partition(":")
-    if uid.isdigit() and gid.isdigit():
-        return int(uid), int(gid)
-    return None
+    return int(uid), int(gid) if gid else -1
 
 
-def _share_job_dir(job: Job) -> None:
-    """Let the container's user (the workspace owner) write the log and exit code."""
-    st = job.workdir.stat()
-    if os.getuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
+def _share_job_dir(job: Job, owner: tuple[int, int]) -> None:
+    """Let the container's user write the log and exit code."""
+    if os.getuid() == 0 and owner != (0, 0):
         for path in (job.job_dir, *job.job_dir.iterdir()):
-            os.chown(path, st.st_uid, st.st_gid)
+            os.chown(path, *owner)
 
 
 @contextlib.contextmanager

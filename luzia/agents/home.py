@@ -18,15 +18,14 @@ HOME_DIR = "home"
 """In the job directory: the agent's HOME."""
 
 
-def prepare_home(
-    job_dir: Path, kind: AgentKind, user_home: Path, owner: tuple[int, int] | None
-) -> Path:
-    """Create and seed ``job_dir/home`` for ``kind``; ``owner`` (uid, gid) gets every file of
-    it when the container runs as another user than this process."""
+def prepare_home(job_dir: Path, kind: AgentKind, user_home: Path, owner: tuple[int, int]) -> Path:
+    """Create and seed ``job_dir/home`` for ``kind``; ``owner`` (uid, gid; -1: unchanged), the
+    container's user, gets every file of it (root can give them; anyone else runs containers
+    as themselves)."""
     home = job_dir / HOME_DIR
     home.mkdir(mode=0o700, exist_ok=True)
     kind.seed_home(home, SeedContext(user_home=user_home, env=read_env_file(job_dir)))
-    if owner is not None and owner != (os.getuid(), os.getgid()):
+    if os.getuid() == 0 and owner != (0, 0):
         for path in (home, *home.rglob("*")):
             os.chown(path, *owner, follow_symlinks=False)
     return home
