@@ -77,10 +77,10 @@ class ClaudeKind(AgentKind):
 
     def seed_home(self, home: Path, ctx: SeedContext) -> None:
         """Onboarding done, the workspace trusted, bypass mode on and confirmed (the container
-        is the sandbox), the environment's API key approved, no start-up animation (seconds of
-        output before a task can be typed); the user's login and settings copied in. An
-        approved key is recorded only by its suffix, as Claude Code does when a person says
-        yes; with ``ANTHROPIC_AUTH_TOKEN`` nothing of it is written."""
+        is the sandbox, also for root), the environment's API key approved, no start-up
+        animation (seconds of output before a task can be typed); the user's login and
+        settings copied in. An approved key is recorded only by its suffix, as Claude Code does
+        when a person says yes; with ``ANTHROPIC_AUTH_TOKEN`` nothing of it is written."""
         for name in COPIED:
             copy_private(ctx.user_home / name, home / name)
         settings = _json_object(ctx.user_home / ".claude" / "settings.json")
@@ -90,6 +90,9 @@ class ClaudeKind(AgentKind):
             "defaultMode": "bypassPermissions",
         }
         settings["skipDangerousModePermissionPrompt"] = True
+        env = settings.get("env")
+        # As root (a container run as the workspace's owner) bypass mode needs IS_SANDBOX.
+        settings["env"] = {**(env if isinstance(env, dict) else {}), "IS_SANDBOX": "1"}
         settings.setdefault("prefersReducedMotion", True)  # its start-up animation delays input
         _write_json(home / ".claude" / "settings.json", settings)
 
