@@ -4,12 +4,14 @@ real Codex 0.147 driven by luzia on both backends against that server."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
+import time
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,10 @@ import pytest
 
 from luzia.agents import SeedContext
 from luzia.agents.codex import KIND, PROFILE, dump_toml, exec_outcome
+from luzia.dispatcher import ResponsiveDispatcher
+from luzia.jobs import FINAL_STATES, JobEvent, JobState
+from tests.agent_bins import agent_program
+from tests.conftest import git
 from tests.model_servers import openai_responses
 from tests.model_servers.harness import Server
 
@@ -193,7 +199,7 @@ def test_seed_merges_the_users_config_and_copies_auth(tmp_path: Path) -> None:
     assert config["model"] == "gpt-5.5"
     assert config["sandbox_mode"] == "danger-full-access"
     assert config["analytics"] == {"enabled": True}
-    assert config["tui"] == {"notifications": True, "show_tooltips": False}
+    assert config["tui"] == {"notifications": True, "show_tooltips": False, "animations": False}
     assert set(config["projects"]) == {"/home/me/src", "/workspace"}
     assert config["model_provider"] == "proxy"  # the user's choice beats OPENAI_BASE_URL
     assert config["model_providers"]["proxy"]["base_url"] == "http://host.docker.internal:4000/v1"
@@ -273,3 +279,135 @@ def test_profile_patterns_read_todays_screens() -> None:
     assert not re.search(PROFILE.prompt, TRUST)
     assert (first_question(TRUST) or "").startswith("Do you trust the contents of this directory?")
     assert first_question(EDITS) == "Would you like to make the following edits?"
+
+
+# The real Codex 0.147, driven by luzia against the scripted server
+
+MODEL = "gpt-5.5"
+"""A model Codex 0.147 knows: it offers ``apply_patch`` and asks no model-migration question."""
+
+
+def user_config(base_url: str, trusted: str | None) -> str:
+    """The ``~/.codex/config.toml`` of a user who pointed Codex at a proxy and runs it unsandboxed
+    (this host has no bubblewrap)."""
+    trust = f'[projects."{trusted}"]\ntrust_level = "trusted"\n' if trusted else ""
+    return (
+        f'model = "{MODEL}"\nmodel_provider = "scripted"\napproval_policy = "never"\n'
+        'sandbox_mode = "danger-full-access"\ncheck_for_update_on_startup = false\n'
+        f"{trust}"
+        f'[model_providers.scripted]\nname = "scripted"\nbase_url = "{base_url}/v1"\n'
+        'wire_api = "responses"\nenv_key = "OPENAI_API_KEY"\n'
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "dev@example.com")
+    git(path, "config", "user.name", "Dev")
+    (path / "README").write_text("a project\n")
+    git(path, "add", "README")
+    git(path, "commit", "-q", "-m", "start")
+    return path
+
+
+def local_env(tmp_path: Path, server: Server, *, trusted: Path | None) -> dict[str, str]:
+    """The job's environment on this host: Codex on PATH and a HOME of a configured user."""
+    user_home = tmp_path / "user"
+    (user_home / ".codex").mkdir(parents=True)
+    (user_home / ".codex" / "config.toml").write_text(
+        user_config(server.url, str(trusted) if trusted else None)
+    )
+    program = agent_program("codex")
+    return {
+        "PATH": f"{program.parent}:{os.environ['PATH']}",
+        "HOME": str(user_home),
+        "CODEX_HOME": str(user_home / ".codex"),
+        "OPENAI_API_KEY": "sk-test",
+    }
+
+
+def follow(d: ResponsiveDispatcher, job_id: str) -> Iterator[JobEvent]:
+    return iter(d.stream_status(job_id))
+
+
+def until(events: Iterator[JobEvent], pred: Callable[[JobEvent], bool], what: str) -> JobEvent:
+    for event in events:
+        if pred(event):
+            return event
+        assert event.state not in FINAL_STATES, f"ended before {what}: {event}"
+    raise AssertionError(f"the job ended before {what}")
+
+
+def idle(reason: str) -> Callable[[JobEvent], bool]:
+    return lambda e: e.state is JobState.IDLE and reason in e.reason
+
+
+def two_turns(d: ResponsiveDispatcher, job_id: str, repo: Path, label: str) -> None:
+    """The task's turn and a follow-up's, both edits in the job's diff."""
+    started = time.monotonic()
+    events = follow(d, job_id)
+    until(events, idle("waiting at its prompt"), "the first turn ended")
+    print(f"codex {label}: dispatch -> first idle {time.monotonic() - started:.2f} s")
+    assert (repo / "first.txt").read_text() == "one\n"
+    d.send_input(job_id, "write second.txt two")
+    until(events, lambda e: e.state is JobState.RUNNING, "the follow-up started")
+    until(events, idle("waiting at its prompt"), "the follow-up ended")
+    assert (repo / "second.txt").read_text() == "two\n"
+    diff = d.diff_job(job_id)
+    assert "+one" in diff and "+two" in diff
+
+
+def test_local_interactive_two_turns(
+    dispatcher: ResponsiveDispatcher, server: Server, repo: Path, tmp_path: Path
+) -> None:
+    env = local_env(tmp_path, server, trusted=repo)
+    job_id = dispatcher.dispatch_task(
+        "write first.txt one", workdir=repo, backend="local", agent="codex", env=env
+    )
+    assert dispatcher.get_status(job_id).mode == "interactive"
+    two_turns(dispatcher, job_id, repo, "local interactive")
+
+
+def test_local_untrusted_workspace_waits_with_the_trust_question(
+    dispatcher: ResponsiveDispatcher, server: Server, repo: Path, tmp_path: Path
+) -> None:
+    env = local_env(tmp_path, server, trusted=None)
+    job_id = dispatcher.dispatch_task(
+        "write first.txt one", workdir=repo, backend="local", agent="codex", env=env
+    )
+    events = follow(dispatcher, job_id)
+    question = until(events, idle("waiting for a person"), "the trust question")
+    assert "Do you trust the contents of this directory?" in question.reason
+    assert not server.requests and not (repo / "first.txt").exists()
+    # "1" picks "1. Yes, continue". Not an Enter: luzia waits for a quiet screen before one,
+    # and the welcome animation above the question never stops.
+    dispatcher.send_input(job_id, "1", enter=False)
+    until(events, idle("waiting at its prompt"), "the task's turn ended")
+    assert (repo / "first.txt").read_text() == "one\n"
+
+
+def test_local_command_mode_completes(
+    dispatcher: ResponsiveDispatcher, server: Server, repo: Path, tmp_path: Path
+) -> None:
+    env = local_env(tmp_path, server, trusted=repo)
+    job_id = dispatcher.dispatch_task(
+        "write first.txt one", workdir=repo, backend="local", agent="codex", mode="command", env=env
+    )
+    job = dispatcher.wait_for_job(job_id, timeout=60)
+    assert (job.state, job.exit_code) == (JobState.COMPLETED, 0), job
+    assert (repo / "first.txt").read_text() == "one\n"
+
+
+def test_local_command_mode_fails_with_the_agents_message(
+    dispatcher: ResponsiveDispatcher, server: Server, repo: Path, tmp_path: Path
+) -> None:
+    env = local_env(tmp_path, server, trusted=repo)
+    job_id = dispatcher.dispatch_task(
+        "please fail", workdir=repo, backend="local", agent="codex", mode="command", env=env
+    )
+    job = dispatcher.wait_for_job(job_id, timeout=60)
+    assert job.state is JobState.FAILED
+    assert "scripted failure: the task asked for it" in (job.message or "")

@@ -63,9 +63,10 @@ DEFAULTS: dict[str, Any] = {
     "analytics": {"enabled": False},
     "feedback": {"enabled": False},
     "notice": {"hide_full_access_warning": True},
-    "tui": {"show_tooltips": False},
+    "tui": {"show_tooltips": False, "animations": False},
 }
-"""Set unless the user's config says otherwise: no update check, telemetry or tips."""
+"""Set unless the user's config says otherwise: no update check, telemetry, tips or animations
+(the welcome screen's animation prints without end: a screen that is never quiet)."""
 
 BASE_URL_PROVIDER = "openai-base-url"
 """The provider ``OPENAI_BASE_URL`` becomes when the user's config chooses none."""
