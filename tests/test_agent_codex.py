@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 import time
 import tomllib
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from controllers.pytest_plugin import TEST_LABELS, TEST_RUN_ID
 from luzia.agents import SeedContext
 from luzia.agents.codex import KIND, PROFILE, dump_toml, exec_outcome
 from luzia.dispatcher import ResponsiveDispatcher
@@ -411,3 +413,80 @@ def test_local_command_mode_fails_with_the_agents_message(
     job = dispatcher.wait_for_job(job_id, timeout=60)
     assert job.state is JobState.FAILED
     assert "scripted failure: the task asked for it" in (job.message or "")
+
+
+@pytest.fixture(scope="session")
+def codex_image(agent_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The agent image with the pinned Codex in it (a static binary), removed afterwards."""
+    import docker
+
+    context = tmp_path_factory.mktemp("codex-image")
+    shutil.copy(agent_program("codex"), context / "codex")
+    (context / "Dockerfile").write_text(
+        f"FROM {agent_image}\nCOPY codex /usr/local/bin/codex\n"
+    )
+    tag = f"luzia-test-codex:{TEST_RUN_ID}"
+    client = docker.from_env()
+    client.images.build(path=str(context), tag=tag, rm=True, labels=TEST_LABELS)
+    yield tag
+    client.images.remove(tag, force=True)
+    client.close()
+
+
+def container_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str) -> None:
+    """The dispatching user: their HOME holds ``config``; the job's agent HOME is seeded from it."""
+    user_home = tmp_path / "user"
+    (user_home / ".codex").mkdir(parents=True)
+    (user_home / ".codex" / "config.toml").write_text(config)
+    monkeypatch.setenv("HOME", str(user_home))
+
+
+@pytest.mark.docker
+def test_docker_interactive_two_turns(
+    dispatcher: ResponsiveDispatcher,
+    server: Server,
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    codex_image: str,
+) -> None:
+    container_user(tmp_path, monkeypatch, user_config(server.container_url, trusted=None))
+    job_id = dispatcher.dispatch_task(
+        "write first.txt one",
+        workdir=repo,
+        backend="docker",
+        image=codex_image,
+        agent="codex",
+        env={"OPENAI_API_KEY": "sk-test"},
+    )
+    two_turns(dispatcher, job_id, repo, "docker interactive")
+
+
+@pytest.mark.docker
+def test_docker_command_mode_with_openai_base_url(
+    dispatcher: ResponsiveDispatcher,
+    server: Server,
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    codex_image: str,
+) -> None:
+    container_user(tmp_path, monkeypatch, f'model = "{MODEL}"\n')
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.container_url + "/v1"}
+    ids = [
+        dispatcher.dispatch_task(
+            task,
+            workdir=repo,
+            backend="docker",
+            image=codex_image,
+            agent="codex",
+            mode="command",
+            env=env,
+        )
+        for task in ("write first.txt one", "please fail")
+    ]
+    done, failed = (dispatcher.wait_for_job(job_id, timeout=60) for job_id in ids)
+    assert (done.state, done.exit_code) == (JobState.COMPLETED, 0), done
+    assert (repo / "first.txt").read_text() == "one\n"
+    assert failed.state is JobState.FAILED
+    assert "scripted failure: the task asked for it" in (failed.message or "")
