@@ -384,9 +384,7 @@ def test_local_untrusted_workspace_waits_with_the_trust_question(
     question = until(events, idle("waiting for a person"), "the trust question")
     assert "Do you trust the contents of this directory?" in question.reason
     assert not server.requests and not (repo / "first.txt").exists()
-    # "1" picks "1. Yes, continue". Not an Enter: luzia waits for a quiet screen before one,
-    # and the welcome animation above the question never stops.
-    dispatcher.send_input(job_id, "1", enter=False)
+    dispatcher.send_input(job_id, "")  # "Press enter to continue": 1. Yes, continue
     until(events, idle("waiting at its prompt"), "the task's turn ended")
     assert (repo / "first.txt").read_text() == "one\n"
 
@@ -422,9 +420,7 @@ def codex_image(agent_image: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
     context = tmp_path_factory.mktemp("codex-image")
     shutil.copy(agent_program("codex"), context / "codex")
-    (context / "Dockerfile").write_text(
-        f"FROM {agent_image}\nCOPY codex /usr/local/bin/codex\n"
-    )
+    (context / "Dockerfile").write_text(f"FROM {agent_image}\nCOPY codex /usr/local/bin/codex\n")
     tag = f"luzia-test-codex:{TEST_RUN_ID}"
     client = docker.from_env()
     client.images.build(path=str(context), tag=tag, rm=True, labels=TEST_LABELS)
