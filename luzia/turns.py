@@ -138,16 +138,21 @@ class TurnWatcher:
         """Wait for the agent's first prompt. A question it asks before (trust this folder?
         use this key?) is reported as waiting for a person and answered by what they send."""
         deadline = time.monotonic() + self.profile.start_timeout
+        settled = False
         while True:
             seen = self.controller.stream.position
             tail = self._tail()
             if self._prompt is None or self._prompt.search(tail):
                 return
             question = self._question(tail)
-            if question and not self._quiet_for(self.profile.quiet):
-                self._wait_quiet(self.profile.quiet)  # a dialog still drawing may reset
+            if question and not settled and not self._quiet_for(self.profile.quiet):
+                # A dialog still drawing may reset an early answer (Claude Code redraws its
+                # trust dialog); an animation above it (Codex) never lets the pane go quiet.
+                self._wait_quiet(self.profile.quiet, limit=ENTER_QUIET_LIMIT)
+                settled = True
                 continue
             if question:
+                settled = False
                 answers = len(self._inputs)
                 self.report("idle", f"waiting for a person: {question}")
                 self._wait_answer(after=answers)
