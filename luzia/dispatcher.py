@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from luzia.agent_check import check_dispatch, needed_agent
 from luzia.config import Config, ProjectConfig
 from luzia.daemon import notify_engine
 from luzia.errors import ConfigError, UsageError, WaitTimeout
@@ -96,6 +97,10 @@ class ResponsiveDispatcher:
         ``agent`` is a profile name (``luzia.agents``) or a command template; ``mode`` follows from
         it (``interactive`` for a profile that takes tasks at its prompt) and need not be given.
 
+        A docker job whose image does not exist, or lacks the agent its profile runs (``claude``,
+        ``codex``, ``aider``: ``luzia.agent_check``), is refused with the exact ``luzia image
+        build`` command; luzia's default image without an agent is built on first use instead.
+
         Raises ``UsageError`` for an empty task, one over 1 MiB, one holding a NUL byte, for bad
         options and bad variables (name, NUL byte); nothing is recorded then.
         """
@@ -135,10 +140,15 @@ class ResponsiveDispatcher:
         files = {LAUNCH_FILE: launch.to_json()}
         if merged_env:
             files[ENV_FILE] = env_file(merged_env)
+        chosen_workdir = self._workdir(workdir, settings)
+        if chosen_backend != "local":
+            refusal = check_dispatch(chosen_image, needed_agent(chosen_agent, profile))
+            if refusal is not None:
+                raise UsageError(refusal)
         job = self.store.create_job(
             task,
             project=project,
-            workdir=self._workdir(workdir, settings),
+            workdir=chosen_workdir,
             backend=chosen_backend,
             mode=mode,
             agent=chosen_agent,

@@ -33,6 +33,7 @@ from controllers.image.build import (
     ensure_agent_image,
     image_agents,
     image_exists,
+    image_labels,
 )
 from controllers.image.rootfs import (
     AGENT_HOME,
@@ -63,5 +64,6 @@ __all__ = [
     "find_agents",
     "image_agents",
     "image_exists",
+    "image_labels",
     "write_rootfs_tar",
 ]

@@ -354,3 +354,9 @@ def image_agents(tag: str, client: docker.DockerClient | None = None) -> dict[st
     """The agents (name -> version) ``tag`` holds, or None when there is no such image."""
     info = _inspect(docker_client(client), tag)
     return None if info is None else labels_to_agents(info)
+
+
+def image_labels(tag: str, client: docker.DockerClient | None = None) -> dict[str, str] | None:
+    """``tag``'s labels ({} when it has none), or None when there is no such image."""
+    info = _inspect(docker_client(client), tag)
+    return None if info is None else dict((info.get("Config") or {}).get("Labels") or {})
