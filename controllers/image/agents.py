@@ -171,11 +171,12 @@ def labels(agents: Iterable[HostAgent]) -> dict[str, str]:
 
 
 def agents_in(image_labels: dict[str, str] | None) -> dict[str, str]:
-    """An image's agents and versions, from its labels."""
+    """An image's agents and versions, from its labels (an empty one, the Dockerfile's for an
+    agent not asked for, means not installed)."""
     return {
         key[len(LABEL_PREFIX) :]: value
         for key, value in (image_labels or {}).items()
-        if key.startswith(LABEL_PREFIX) and "." not in key[len(LABEL_PREFIX) :]
+        if key.startswith(LABEL_PREFIX) and "." not in key[len(LABEL_PREFIX) :] and value
     }
 
 
