@@ -35,9 +35,9 @@ INSTALL = {
 def needed_agent(agent: str | None, profile: AgentProfile | None) -> str | None:
     """The agent (``claude``, ``codex``, ``aider``) a job runs: its profile's kind, else the
     program its command starts; None for anything else (a plain command, a custom tool)."""
-    kind = getattr(profile, "kind", None)
+    kind = profile.kind if profile is not None else None
     if kind in AGENTS:
-        return str(kind)
+        return kind
     command = profile.command if profile is not None else agent
     if not command:
         return None
