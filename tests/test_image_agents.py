@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,47 @@ def test_the_image_records_its_agents(
     table = luzia("image", "ls", home=tmp_path).stdout
     (row,) = [line for line in table.splitlines() if line.startswith(agents_image + " ")]
     assert f"claude={VERSIONS['claude']}" in row and f"aider={VERSIONS['aider']}" in row
+
+
+def test_run_paths_of_a_moved_prefix_become_origin_relative(tmp_path: Path) -> None:
+    from controllers.image.elf import relocated_run_paths, run_paths
+
+    base = os.path.realpath(sys.base_prefix)
+    python = os.path.realpath(os.path.join(base, "bin", f"python{sys.version_info[0]}"))
+    found = [r.value for r in run_paths(python)]
+    if not any(value.startswith(base) for value in found):
+        pytest.skip(f"{python} has no run path under {base} (run paths: {found})")
+    patched = relocated_run_paths(python, "/opt/x/bin/python3", {base: "/opt/x"})
+    assert patched is not None
+    copy = tmp_path / "python3"
+    copy.write_bytes(patched)
+    assert [r.value for r in run_paths(str(copy))] == ["$ORIGIN/../lib"]
+    assert len(patched) == os.path.getsize(python)
+
+
+@pytest.mark.docker
+def test_a_venv_of_the_system_python_keeps_its_paths(docker_engine: Any, tmp_path: Path) -> None:
+    """Debian's python3 (base prefix /usr) stays where it is; only the venv moves."""
+    system_python = "/usr/bin/python3"
+    if not os.access(system_python, os.X_OK):
+        pytest.skip("no /usr/bin/python3 here")
+    venv = tmp_path / "venv"
+    made = subprocess.run(
+        [system_python, "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"the system python cannot make a venv: {made.stderr.strip()}")
+    script = venv / "bin" / "aider"
+    script.write_text(
+        f"#!{venv}/bin/python\nimport sys, json, ssl\n"
+        "print('aider 9.9.9', sys.prefix, sys.base_prefix)\n"
+    )
+    script.chmod(0o755)
+    tag = f"luzia-agent:test-sysvenv-{uuid.uuid4().hex[:8]}"
+    try:
+        result = build_agent_image(tag, agents=[f"aider={script}"], client=docker_engine)
+        assert result.agents == {"aider": "9.9.9"}
+        out = run_in(docker_engine, tag, "aider")
+        assert out.split() == ["aider", "9.9.9", "/opt/luzia/aider", "/usr"]
+    finally:
+        docker_engine.images.remove(tag, force=True)

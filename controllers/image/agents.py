@@ -35,6 +35,9 @@ LABEL_PREFIX = "luzia.agent."
 OPT = "/opt/luzia"
 BIN = "/usr/local/bin"
 
+_SYSTEM_PREFIXES = ("/usr", "/usr/local")
+"""A base Python here is the system's: kept at its paths, not relocated."""
+
 _PYTHON_SKIP = frozenset(
     {"site-packages", "dist-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip"}
 )
@@ -203,10 +206,15 @@ def _python_of(venv: str) -> tuple[str, str]:
 
 
 def _add_python_app(fs: RootFS, agent: HostAgent) -> tuple[list[str], list[str]]:
-    """The venv and its base Python, relocated; returns (host roots, ELF files)."""
+    """The venv and its base Python, relocated; returns (relocated host roots, ELF files).
+
+    A system Python (``/usr``, ``/usr/local``: Debian's, a distribution's) stays at its own
+    paths, which every user can read; only what the venv needs of it is copied.
+    """
     venv = os.path.dirname(os.path.dirname(agent.program))
     base, version = _python_of(venv)
-    new_venv, new_base = f"{OPT}/{agent.name}", f"{OPT}/{agent.name}-python"
+    new_venv = f"{OPT}/{agent.name}"
+    new_base = base if base in _SYSTEM_PREFIXES else f"{OPT}/{agent.name}-python"
     # Longest prefix first: pyenv-virtualenv puts venvs under their base.
     moves = dict(sorted({venv: new_venv, base: new_base}.items(), key=lambda kv: -len(kv[0])))
     elf: list[str] = []
@@ -224,9 +232,10 @@ def _add_python_app(fs: RootFS, agent: HostAgent) -> tuple[list[str], list[str]]
             copy.entry(os.path.join(lib, name))
     # The venv, whole; its pyvenv.cfg and scripts rewritten to the new paths.
     copy.tree(venv, skip=lambda rel: rel == "pyvenv.cfg")
-    fs.add_data(f"{new_venv}/pyvenv.cfg", _moved_text(os.path.join(venv, "pyvenv.cfg"), moves))
+    config = _moved_text(os.path.join(venv, "pyvenv.cfg"), copy.rewrites)
+    fs.add_data(f"{new_venv}/pyvenv.cfg", config)
     fs.add_symlink(f"{BIN}/{agent.name}", f"{new_venv}/bin/{os.path.basename(agent.program)}")
-    return list(moves), elf
+    return list(copy.rewrites), elf
 
 
 def _skip_stdlib(rel: str) -> bool:
@@ -250,6 +259,8 @@ class _Copier:
     def __init__(self, fs: RootFS, moves: dict[str, str], elf_files: list[str]) -> None:
         self.fs = fs
         self.moves = moves
+        self.rewrites = {old: new for old, new in moves.items() if old != new}
+        """The prefixes that really move: only these are rewritten in scripts and run paths."""
         self.elf_files = elf_files
 
     def moved(self, host_path: str) -> str | None:
@@ -304,12 +315,12 @@ class _Copier:
         if ".so" in os.path.basename(path) or mode & 0o100:
             if is_elf(path):
                 self.elf_files.append(path)
-                patched = relocated_run_paths(path, target, self.moves)
+                patched = relocated_run_paths(path, target, self.rewrites)
                 if patched is not None:
                     self.fs.add_data(target, patched, mode, mtime=mtime)
                     return
             elif st.st_size < 65536 and _is_script(path):
-                self.fs.add_data(target, _moved_text(path, self.moves), mode, mtime=mtime)
+                self.fs.add_data(target, _moved_text(path, self.rewrites), mode, mtime=mtime)
                 return
         self.fs.add_host_file_at(target, path, mode, mtime=mtime)
 
