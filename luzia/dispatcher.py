@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from luzia.agent_check import check_dispatch, needed_agent
 from luzia.agents import BUILTIN_PROFILES, AgentProfile
 from luzia.config import Config, ProjectConfig
 from luzia.container_settings import settings as container_settings
@@ -109,6 +110,10 @@ class ResponsiveDispatcher:
         ``agent`` is a profile name (``luzia.agents``) or a command template; ``mode`` follows from
         it (``interactive`` for a profile that takes tasks at its prompt) and need not be given.
 
+        A docker job whose image does not exist, or lacks the agent its profile runs (``claude``,
+        ``codex``, ``aider``: ``luzia.agent_check``), is refused with the exact ``luzia image
+        build`` command; luzia's default image without an agent is built on first use instead.
+
         Raises ``UsageError`` for an empty task, one over 1 MiB, one holding a NUL byte, for bad
         options and bad variables (name, NUL byte); nothing is recorded then.
         """
@@ -149,6 +154,10 @@ class ResponsiveDispatcher:
         files = {LAUNCH_FILE: launch.to_json()}
         if merged_env:
             files[ENV_FILE] = env_file(merged_env)
+        if chosen_backend != "local":
+            refusal = check_dispatch(chosen_image, needed_agent(chosen_agent, profile))
+            if refusal is not None:
+                raise UsageError(refusal)
         job = self.store.create_job(
             task,
             project=project,

@@ -83,6 +83,46 @@ def pane(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pane]:
         yield Pane(container, tmp_path / "workspace", "/workspace", "docker")
 
 
+def _agents_image_tag() -> str:
+    """A tag named after what goes into the image: the agents' pins and the code that builds it.
+
+    The same code and agents give the same tag, so the image (1.5 GB, about 25 s to build) is
+    built once and reused by later sessions, xdist workers and other checkouts at the same code.
+    """
+    import hashlib
+
+    import controllers.image
+    from tests.agent_bins import PINS
+
+    digest = hashlib.sha256(repr(sorted(PINS.items())).encode())
+    for source in sorted(Path(controllers.image.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return f"luzia-agent:test-agents-{digest.hexdigest()[:12]}"
+
+
+@pytest.fixture(scope="session")
+def agents_image(docker_engine: object) -> str:
+    """An image with the real Claude Code, Codex and aider (pinned, from tests/agent_bins.py),
+    built by ``luzia image build --agent ...``'s code once and then reused: its tag."""
+    import fcntl
+
+    from controllers.image import build_agent_image, image_agents
+    from tests.agent_bins import VERSIONS, agent_program, cache_dir
+
+    tag = os.environ.get("LUZIA_TEST_AGENTS_IMAGE") or _agents_image_tag()
+    if image_agents(tag) == VERSIONS:
+        return tag
+    programs = {name: agent_program(name) for name in VERSIONS}
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / ".agents-image.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel workers: one builds, the others wait
+        if image_agents(tag) != VERSIONS:
+            build_agent_image(
+                tag, method="offline", agents=[f"{n}={p}" for n, p in programs.items()]
+            )
+    return tag
+
+
 @pytest.fixture(scope="session", autouse=True)
 def jobs_network() -> Iterator[str]:
     """Luzia's own network, named for this run (``LUZIA_JOBS_NETWORK``, which processes the tests

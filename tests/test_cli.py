@@ -192,7 +192,9 @@ def test_dispatch_reads_the_task_from_stdin() -> None:
     assert job["task"] == "echo from stdin\n"
 
 
-def test_dispatch_options_reach_the_job(tmp_path: Path) -> None:
+def test_dispatch_options_reach_the_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No engine answers, so the image (which does not exist) is not checked at dispatch.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     workdir = tmp_path / "w"
     workdir.mkdir()
     args = ["-p", "label", "-w", str(workdir), "--backend", "docker", "--image", "img:1"]
@@ -546,7 +548,7 @@ def test_image_build_reports_the_result(monkeypatch: pytest.MonkeyPatch) -> None
 
     calls: list[tuple[str, str]] = []
 
-    def fake_build(tag: str, method: str = "auto") -> BuildResult:
+    def fake_build(tag: str, method: str = "auto", agents: tuple[str, ...] = ()) -> BuildResult:
         calls.append((tag, method))
         return BuildResult(tag, "offline", 0.5, 14_000_000, "sha256:abc")
 
@@ -559,6 +561,7 @@ def test_image_build_reports_the_result(monkeypatch: pytest.MonkeyPatch) -> None
         "seconds": 0.5,
         "size_bytes": 14_000_000,
         "image_id": "sha256:abc",
+        "agents": {},
     }
     assert calls == [("luzia-agent:latest", "auto"), ("x:1", "offline")]
     assert run("image", "build", "--method", "magic").exit_code == 2
