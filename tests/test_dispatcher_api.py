@@ -162,7 +162,7 @@ def test_to_dict_is_json_with_iso_times(dispatcher: ResponsiveDispatcher) -> Non
     assert data["started_at"] is None and data["duration"] is None
     assert set(data) == {
         "id", "project", "state", "task", "backend", "mode", "agent", "workdir", "image",
-        "container_id", "tmux_target", "exit_code", "message", "env", "created_at",
+        "container_id", "tmux_target", "exit_code", "message", "env", "usage", "created_at",
         "started_at", "finished_at", "updated_at", "duration", "log_path", "job_dir",
     }  # fmt: skip
     [event] = dispatcher.store.events(job_id, after_seq=1)
