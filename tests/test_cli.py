@@ -661,3 +661,19 @@ def test_send_from_stdin_drops_one_final_newline(monkeypatch: pytest.MonkeyPatch
     ok("send", job_id, "-", input="hello\n\n")
     ok("send", "--no-enter", job_id, "y")
     assert sent == [("hello\n", True), ("y", False)]
+
+
+def test_send_presses_named_keys_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = dispatch("cat")
+    sent: list[tuple[str, bool]] = []
+    monkeypatch.setattr(
+        ResponsiveDispatcher,
+        "send_input",
+        lambda self, job, text, enter=True: sent.append((text, enter)),
+    )
+    ok("send", job_id, "--key", "down", "-k", "Enter")
+    assert sent == [("\x1b[B", False), ("\r", False)]
+    one_error_line(run("send", job_id, "--key", "Hyper"), 2, "unknown key 'Hyper'")
+    one_error_line(run("send", job_id, "x", "--key", "Up"), 2, "not both")
+    one_error_line(run("send", job_id), 2, "missing TEXT")
+    assert len(sent) == 2
