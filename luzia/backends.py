@@ -112,9 +112,9 @@ def job_command(job: Job, profile: AgentProfile | None) -> str:
     """What the pane runs: an interactive agent's command, the agent with the task, or the task."""
     if profile is None:
         return agent_command(job.agent, job.task)
-    if profile.interactive:
+    if job.mode == "interactive":
         return profile.command
-    return agent_command(profile.command, job.task)
+    return agent_command(profile.command_for(job.mode), job.task)
 
 
 def write_job_scripts(job: Job, command: str, *, reap: bool = True) -> None:

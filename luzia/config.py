@@ -162,7 +162,7 @@ class Config:
 
         settings = self.projects.get(project) if project is not None else None
         own = settings.secret_env if settings is not None else ()
-        extra = profile.secret_env if profile is not None else ()
+        extra = (*profile.secret_env, *profile.forward_env) if profile is not None else ()
         return (*DEFAULT_SECRET_PATTERNS, *self.defaults.secret_env, *own, *extra)
 
 
@@ -311,6 +311,9 @@ class _Reader:
             "quiet",
             "start_timeout",
             "secret_env",
+            "exec_command",
+            "forward_env",
+            "kind",
         )
         table = self.table(value, keys, known)
         command = self.text(table, keys, "command")
@@ -344,7 +347,30 @@ class _Reader:
             quiet=self.seconds(table, keys, "quiet", built.quiet),
             start_timeout=self.seconds(table, keys, "start_timeout", built.start_timeout),
             secret_env=self.patterns(table, keys),
+            exec_command=self.exec_command(table, keys, delivery),
+            forward_env=self.patterns(table, keys, "forward_env"),
+            kind=self.kind(table, keys, name),
         )
+
+    def exec_command(
+        self, table: dict[str, Any], keys: tuple[str, ...], delivery: str
+    ) -> str | None:
+        command = self.text(table, keys, "exec_command")
+        if command is not None and "{task}" not in command:
+            raise self.error((*keys, "exec_command"), "needs {task} where the task goes")
+        if command is not None and delivery == "argument":
+            raise self.error((*keys, "exec_command"), 'is for a delivery = "prompt" profile')
+        return command
+
+    def kind(self, table: dict[str, Any], keys: tuple[str, ...], name: str) -> str | None:
+        from luzia.agents import KINDS
+
+        kind = self.text(table, keys, "kind")
+        if kind is None:
+            return name if name in KINDS else None
+        if kind not in KINDS:
+            raise self.error((*keys, "kind"), f"must be one of {', '.join(KINDS)}, not {kind!r}")
+        return kind
 
     def regex(self, pattern: object, keys: tuple[str, ...], name: str) -> None:
         if pattern is None:
@@ -439,9 +465,11 @@ class _Reader:
                 raise self.error((*keys, name), f"is not a valid variable name ({NAME_RULE})")
         return cast(dict[str, str], table)
 
-    def patterns(self, table: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, ...]:
-        value = table.get("secret_env", [])
+    def patterns(
+        self, table: dict[str, Any], keys: tuple[str, ...], name: str = "secret_env"
+    ) -> tuple[str, ...]:
+        value = table.get(name, [])
         if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
             problem = f'must be a list of name patterns, e.g. ["MY_*"], not {value!r}'
-            raise self.error((*keys, "secret_env"), problem)
+            raise self.error((*keys, name), problem)
         return tuple(value)

@@ -21,10 +21,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from luzia.agents import BUILTIN_PROFILES, AgentProfile
 from luzia.config import Config, ProjectConfig
 from luzia.daemon import notify_engine
 from luzia.errors import ConfigError, UsageError, WaitTimeout
-from luzia.jobenv import ENV_FILE, check_env, env_file, recorded_env
+from luzia.jobenv import ENV_FILE, check_env, env_file, forwarded_env, recorded_env
 from luzia.jobs import (
     BACKENDS,
     FINAL_STATES,
@@ -111,20 +112,10 @@ class ResponsiveDispatcher:
         if chosen_agent is not None and not chosen_agent.strip():
             raise UsageError("the agent command is empty; leave it unset to run the task itself")
         profile = self.config.agent_profile(chosen_agent)
-        natural: Mode = "interactive" if profile is not None and profile.interactive else "command"
-        if mode is not None and mode != natural:
-            if mode == "interactive":
-                raise UsageError(
-                    'interactive mode needs an agent profile with delivery = "prompt" '
-                    f"(built in: claude, aider, fake-agent; or [agents.NAME] in the config), "
-                    f"not {chosen_agent!r}"
-                )
-            raise UsageError(
-                f"agent {chosen_agent!r} is interactive; it cannot run in command mode"
-            )
-        mode = natural
+        mode = _choose_mode(mode, profile, chosen_agent)
         chosen_image = image or (settings.image if settings else None) or self.config.defaults.image
-        merged_env = {**(settings.env if settings else {}), **(env or {})}
+        forwarded = forwarded_env(profile.forward_env, os.environ) if profile else {}
+        merged_env = {**forwarded, **(settings.env if settings else {}), **(env or {})}
         check_env(merged_env)
         secret = self.config.secret_patterns(settings.name if settings else None, profile)
         configured = (settings.network if settings else None) or self.config.defaults.network
@@ -453,3 +444,22 @@ def _check_input(text: str, enter: bool) -> None:
 
 def _raw(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
+
+
+def _choose_mode(mode: Mode | None, profile: AgentProfile | None, agent: str | None) -> Mode:
+    """The job's mode: as asked, else the profile's own (``interactive`` for one that takes
+    tasks at its prompt); ``UsageError`` when the agent cannot run so."""
+    natural: Mode = "interactive" if profile is not None and profile.interactive else "command"
+    if mode is None or mode == natural:
+        return natural
+    if mode == "interactive":
+        raise UsageError(
+            'interactive mode needs an agent profile with delivery = "prompt" '
+            f"(built in: {', '.join(BUILTIN_PROFILES)}; or [agents.NAME] in the config), "
+            f"not {agent!r}"
+        )
+    if profile is not None and not profile.runs_commands:
+        raise UsageError(
+            f"agent {agent!r} is interactive and has no exec_command; it cannot run in command mode"
+        )
+    return mode

@@ -499,7 +499,7 @@ class Engine:
         An interactive agent also gets a :class:`TurnWatcher` reporting its turns.
         """
         live = _Live(job, controller, profile)
-        if profile is not None and profile.interactive:
+        if profile is not None and job.mode == "interactive":
             live.turns = TurnWatcher(
                 controller,
                 profile,

@@ -72,6 +72,17 @@ def is_secret(name: str, patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS) -> b
     return any(fnmatch.fnmatchcase(upper, pattern.upper()) for pattern in patterns)
 
 
+def forwarded_env(names: Iterable[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``environ`` (the dispatching caller's) that ``names`` (shell-style
+    patterns) select: an agent profile's credentials and endpoints travel this way."""
+    names = tuple(names)
+    return {
+        name: value
+        for name, value in environ.items()
+        if valid_name(name) and name != TAG_VAR and is_secret(name, names)
+    }
+
+
 def recorded_env(env: Mapping[str, str], patterns: Iterable[str]) -> dict[str, str | None]:
     """What the store keeps: ordinary values, and ``None`` for each secret one."""
     patterns = tuple(patterns)

@@ -8,7 +8,6 @@ directory with the job's row, and the engine starts the job from it, never from 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ class Launch:
             "profile": None,
         }
         if self.profile is not None:
-            data["profile"] = dataclasses.asdict(self.profile)
+            data["profile"] = self.profile.to_dict()
         return json.dumps(data).encode()
 
 
@@ -49,9 +48,7 @@ def read_launch(job_dir: Path) -> Launch | None:
     raw = data.get("profile")
     profile = None
     if isinstance(raw, dict):
-        raw["questions"] = tuple(raw.get("questions") or ())
-        raw["secret_env"] = tuple(raw.get("secret_env") or ())
-        profile = AgentProfile(**raw)
+        profile = AgentProfile.from_dict(raw)
     path = data.get("caller_path")
     network = data.get("network")
     return Launch(

@@ -151,5 +151,5 @@ def test_long_silent_stretch_is_not_a_turn_end(
 
 
 def test_command_mode_rejects_an_interactive_agent(dispatcher: ResponsiveDispatcher) -> None:
-    with pytest.raises(UsageError, match="is interactive; it cannot run in command mode"):
+    with pytest.raises(UsageError, match="is interactive and has no exec_command; it cannot run in command mode"):
         dispatcher.dispatch_task("x", agent="fake", mode="command", workdir="/tmp")

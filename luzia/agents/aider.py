@@ -1,0 +1,32 @@
+"""aider in luzia: its profile, its first-run HOME and its command-mode outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from luzia.agents.kind import AgentKind, Outcome, SeedContext
+from luzia.agents.profile import AgentProfile
+
+PROFILE = AgentProfile(
+    name="aider",
+    command="aider",
+    prompt=r"(?m)^> $",
+    questions=(r"\(Y\)es/\(N\)o",),
+    quiet=1.0,
+    kind="aider",
+)
+
+
+class AiderKind(AgentKind):
+    name = "aider"
+    program = "aider"
+    profile = PROFILE
+
+    def seed_home(self, home: Path, ctx: SeedContext) -> None:
+        pass
+
+    def outcome(self, log: str) -> Outcome | None:
+        return None
+
+
+KIND = AiderKind()
