@@ -115,17 +115,44 @@ class TurnWatcher:
             self.report("idle", "luzia stopped following this agent's turns (internal error)")
 
     def _wait_ready(self) -> None:
+        """Wait for the agent's first prompt. A question it asks before (trust this folder?
+        use this key?) is reported as waiting for a person and answered by what they send."""
         deadline = time.monotonic() + self.profile.start_timeout
         while True:
             seen = self.controller.stream.position
-            if self._prompt is None or self._prompt.search(self._tail()):
+            tail = self._tail()
+            if self._prompt is None or self._prompt.search(tail):
                 return
+            if question := self._question(tail):
+                answers = len(self._inputs)
+                self.report("idle", f"waiting for a person: {question}")
+                self._wait_answer(after=answers)
+                text, enter = self._inputs.pop()
+                self._deliver(text, enter)
+                self.report("running", "starting the agent")
+                deadline = time.monotonic() + self.profile.start_timeout
+                continue
             if time.monotonic() > deadline:
                 self.report(
                     "idle", f"the agent showed no prompt within {self.profile.start_timeout:g} s"
                 )
                 raise Stopped
             self._wait_output(after=seen, timeout=deadline - time.monotonic())
+
+    def _question(self, tail: str) -> str | None:
+        """The line of ``tail`` that holds one of the profile's questions, if any does."""
+        for question in self._questions:
+            if match := question.search(tail):
+                line = next((ln for ln in tail.splitlines() if match.group(0) in ln), "")
+                return (line or match.group(0)).strip()
+        return None
+
+    def _wait_answer(self, after: int) -> None:
+        """Wait until a person has sent something (more than ``after`` inputs are queued)."""
+        with self.controller.stream.cond:
+            while len(self._inputs) <= after:
+                self._check()
+                self.controller.stream.cond.wait()
 
     def _wait_turn_end(self) -> tuple[str, int]:
         """Block until a turn has ended; return what a person should know about it.
@@ -137,12 +164,8 @@ class TurnWatcher:
             self._wait_quiet(self.profile.quiet)
             seen = self.controller.stream.position
             tail = self._tail()
-            for question in self._questions:
-                if match := question.search(tail):
-                    line = next(
-                        (ln for ln in tail.splitlines() if match.group(0) in ln), match.group(0)
-                    )
-                    return f"waiting for a person: {line.strip()}", seen
+            if question := self._question(tail):
+                return f"waiting for a person: {question}", seen
             busy = self._busy is not None and self._busy.search(tail)
             if not busy and (self._prompt is None or self._prompt.search(tail)):
                 return "waiting at its prompt", seen

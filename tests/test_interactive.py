@@ -28,10 +28,21 @@ PROFILE = dataclasses.replace(
 """The built-in profile's patterns, with the agent run from the workspace."""
 
 
+ASKS_FIRST = dataclasses.replace(
+    PROFILE,
+    name="asks-first",
+    command="read -rp 'Trust the files in this folder? [y/n] ' a && [[ $a == y ]] "
+    "&& bash ./fake-agent",
+)
+"""An agent that asks a question before its first prompt, as Claude Code and Codex do."""
+
+
 @pytest.fixture
 def dispatcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ResponsiveDispatcher]:
     monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
-    d = ResponsiveDispatcher(home=tmp_path / "home", config=Config(agents={"fake": PROFILE}))
+    d = ResponsiveDispatcher(
+        home=tmp_path / "home", config=Config(agents={"fake": PROFILE, "asks-first": ASKS_FIRST})
+    )
     engine = d.start_background_monitor()
     yield d
     d.clean(all=True)
@@ -114,6 +125,25 @@ def test_interactive_session_with_follow_up_question_and_exit(
     assert not (agent_repo / "hello.txt").exists() and not (agent_repo / "second.txt").exists()
 
 
+def test_a_question_before_the_first_prompt_waits_for_a_person(
+    dispatcher: ResponsiveDispatcher, agent_repo: Path
+) -> None:
+    job_id = dispatcher.dispatch_task(
+        "edit trusted.txt: yes",
+        workdir=agent_repo,
+        backend="local",
+        agent="asks-first",
+        env=AGENT_ENV,
+    )
+    events = Events(dispatcher, job_id)
+    question = events.until(idle("waiting for a person"), "the start-up question")
+    assert "Trust the files in this folder? [y/n]" in question.reason
+    assert not (agent_repo / "trusted.txt").exists(), "the task went in before the answer"
+    dispatcher.send_input(job_id, "y")
+    events.until(idle("waiting at its prompt"), "the task's turn ended")
+    assert (agent_repo / "trusted.txt").read_text() == "yes\n"
+
+
 def test_question_answered_no_skips_the_edit(
     dispatcher: ResponsiveDispatcher, agent_repo: Path
 ) -> None:
@@ -151,5 +181,7 @@ def test_long_silent_stretch_is_not_a_turn_end(
 
 
 def test_command_mode_rejects_an_interactive_agent(dispatcher: ResponsiveDispatcher) -> None:
-    with pytest.raises(UsageError, match="is interactive and has no exec_command; it cannot run in command mode"):
+    with pytest.raises(
+        UsageError, match="is interactive and has no exec_command; it cannot run in command mode"
+    ):
         dispatcher.dispatch_task("x", agent="fake", mode="command", workdir="/tmp")
