@@ -38,7 +38,8 @@ PROFILE = AgentProfile(
     # setups: "diff> ", "ask> ", "architect> ", "diff multi> " (capture-pane drops the space).
     prompt=r"(?m)^(?:[\w-]+ )*[\w-]*>$",
     busy=r"Waiting for \S+",
-    questions=(r"\(Y\)es/\(N\)o",),
+    # Unanswered only: "... (Y)es/(N)o [Yes]: " until a person types, "... [Yes]: n" after.
+    questions=(r"(?m)\(Y\)es/\(N\)o.*\]:$",),
     delay_enter=0.3,
     quiet=1.0,
     forward_env=(
@@ -98,8 +99,7 @@ class AiderKind(AgentKind):
         starting ``litellm.<Kind>Error:`` (wrapped at the pane width), optionally followed by
         a hint line. ``Tokens: ... Cost: ...`` lines report each reply's usage.
         """
-        # A line redrawn in place (the spinner) shows what came after its last carriage return.
-        lines = [line.rsplit("\r", 1)[-1].strip() for line in plain_lines(log)]
+        lines = [_rendered(line) for line in plain_lines(log)]
         usage: dict[str, float] = {}
         error: str | None = None
         for index, line in enumerate(lines):
@@ -118,6 +118,19 @@ class AiderKind(AgentKind):
         if usage:
             return Outcome(failed=False, message="", usage=usage)
         return None
+
+
+def _rendered(line: str) -> str:
+    """A line as the terminal shows it: the spinner redraws in place with carriage returns
+    and backspaces."""
+    shown: list[str] = []
+    for char in line.rsplit("\r", 1)[-1]:
+        if char == "\b":
+            if shown:
+                shown.pop()
+        else:
+            shown.append(char)
+    return "".join(shown).strip()
 
 
 def _paragraph(lines: list[str], start: int) -> str:
