@@ -17,7 +17,7 @@ from luzia.agents import BUILTIN_PROFILES, AgentProfile, SeedContext, agent_kind
 from luzia.agents.aider import FLAGS, KIND, PRICES
 from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
-from luzia.jobs import FINAL_STATES, JobEvent, JobState
+from luzia.jobs import FINAL_STATES, Backend, JobEvent, JobState
 from tests.agent_bins import agent_program
 from tests.model_servers import openai_chat
 from tests.model_servers.harness import Server
@@ -168,12 +168,30 @@ def dispatcher(
     d.close()
 
 
-@pytest.fixture
-def host_env(tmp_path: Path) -> dict[str, str]:
-    """A HOME of its own for aider on this host: the real user's is not the tests' to touch."""
-    home = tmp_path / "aider-home"
-    home.mkdir()
-    return {"HOME": str(home)}
+@dataclasses.dataclass(frozen=True)
+class Where:
+    """Where a job runs aider: the backend, the profile's name there, the job's image and env."""
+
+    backend: Backend
+    agent: str
+    image: str | None
+    env: dict[str, str]
+
+
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def where(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: Server
+) -> Where:
+    """The pinned aider on this host (with a HOME of its own: the real user's is not the tests'
+    to touch), or the built-in profile in the image holding the agents, where the model server
+    is the host's."""
+    if request.param == "local":
+        home = tmp_path / "aider-home"
+        home.mkdir()
+        return Where("local", "aider-host", None, {"HOME": str(home)})
+    image = str(request.getfixturevalue("agents_image"))
+    monkeypatch.setenv("OPENAI_API_BASE", f"{model.container_url}/v1")
+    return Where("docker", "aider", image, {})
 
 
 class Events:
@@ -195,15 +213,16 @@ def idle(reason: str) -> Callable[[JobEvent], bool]:
 
 
 def test_command_mode_writes_the_file_and_completes(
-    dispatcher: ResponsiveDispatcher, agent_repo: Path, host_env: dict[str, str]
+    dispatcher: ResponsiveDispatcher, agent_repo: Path, where: Where
 ) -> None:
     job_id = dispatcher.dispatch_task(
         "write made.txt made by aider",
         workdir=agent_repo,
-        backend="local",
-        agent="aider-host",
+        backend=where.backend,
+        image=where.image,
+        agent=where.agent,
         mode="command",
-        env=host_env,
+        env=where.env,
     )
     job = dispatcher.wait_for_job(job_id, timeout=60)
     assert job.state is JobState.COMPLETED, (job, dispatcher.read_log(job_id, plain=True))
@@ -212,15 +231,16 @@ def test_command_mode_writes_the_file_and_completes(
 
 
 def test_command_mode_api_error_fails_with_its_message(
-    dispatcher: ResponsiveDispatcher, agent_repo: Path, host_env: dict[str, str]
+    dispatcher: ResponsiveDispatcher, agent_repo: Path, where: Where
 ) -> None:
     job_id = dispatcher.dispatch_task(
         "please fail",
         workdir=agent_repo,
-        backend="local",
-        agent="aider-host",
+        backend=where.backend,
+        image=where.image,
+        agent=where.agent,
         mode="command",
-        env=host_env,
+        env=where.env,
     )
     job = dispatcher.wait_for_job(job_id, timeout=60)
     assert job.state is JobState.FAILED, (job, dispatcher.read_log(job_id, plain=True))
@@ -228,20 +248,21 @@ def test_command_mode_api_error_fails_with_its_message(
 
 
 def test_interactive_two_turns_both_edits_in_the_diff(
-    dispatcher: ResponsiveDispatcher, agent_repo: Path, host_env: dict[str, str]
+    dispatcher: ResponsiveDispatcher, agent_repo: Path, where: Where
 ) -> None:
     started = time.monotonic()
     job_id = dispatcher.dispatch_task(
         "write first.txt one",
         workdir=agent_repo,
-        backend="local",
-        agent="aider-host",
-        env=host_env,
+        backend=where.backend,
+        image=where.image,
+        agent=where.agent,
+        env=where.env,
     )
     assert dispatcher.get_status(job_id).mode == "interactive"
     events = Events(dispatcher, job_id)
     events.until(idle("waiting at its prompt"), "the first turn ended")
-    print(f"aider local: dispatch -> first idle {time.monotonic() - started:.1f} s")
+    print(f"aider {where.backend}: dispatch -> first idle {time.monotonic() - started:.1f} s")
     assert (agent_repo / "first.txt").read_text() == "one\n"
 
     dispatcher.send_input(job_id, "write second.txt two")
@@ -252,10 +273,12 @@ def test_interactive_two_turns_both_edits_in_the_diff(
 
 
 def test_a_start_up_question_waits_for_a_person(
-    dispatcher: ResponsiveDispatcher, agent_repo: Path, host_env: dict[str, str]
+    dispatcher: ResponsiveDispatcher, agent_repo: Path, tmp_path: Path
 ) -> None:
+    home = tmp_path / "aider-home"
+    home.mkdir()
     job_id = dispatcher.dispatch_task(
-        "hello", workdir=agent_repo, backend="local", agent="aider-asks", env=host_env
+        "hello", workdir=agent_repo, backend="local", agent="aider-asks", env={"HOME": str(home)}
     )
     events = Events(dispatcher, job_id)
     question = events.until(idle("waiting for a person"), "the start-up question")
