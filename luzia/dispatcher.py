@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from luzia.agents import BUILTIN_PROFILES, AgentProfile
 from luzia.config import Config, ProjectConfig
+from luzia.container_settings import settings as container_settings
 from luzia.daemon import notify_engine
 from luzia.errors import ConfigError, UsageError, WaitTimeout
 from luzia.jobenv import ENV_FILE, check_env, env_file, forwarded_env, recorded_env
@@ -76,6 +77,11 @@ class ResponsiveDispatcher:
         mode: Mode | None = None,
         env: Mapping[str, str] | None = None,
         network: str | None = None,
+        mounts: Sequence[str] = (),
+        memory: str | None = None,
+        cpus: float | None = None,
+        pids: int | None = None,
+        user: str | None = None,
     ) -> str:
         """Validate ``task``, record it as a ``queued`` job and return the job's id.
 
@@ -93,6 +99,12 @@ class ResponsiveDispatcher:
         ``network`` (``luzia.network``): ``bridge``, ``none``, ``host`` or a Docker network's name;
         unset, the project's, then ``[defaults]``, then luzia's own network. A docker job's
         network must exist (``UsageError``) when the Docker Engine answers.
+
+        Container settings (``luzia.container_settings``), over the project's and ``[defaults]``:
+        ``mounts`` (``SRC:DST[:ro]``, SRC an existing host path, added to the configured ones),
+        ``memory`` (``"2g"``), ``cpus`` (``1.5``), ``pids`` (most processes) and ``user``
+        (``"1000:1000"``). They, and ``network``, apply only to docker jobs: given for a local
+        job (or an ``auto`` one with no Docker Engine answering) they are a ``UsageError``.
 
         ``agent`` is a profile name (``luzia.agents``) or a command template; ``mode`` follows from
         it (``interactive`` for a profile that takes tasks at its prompt) and need not be given.
@@ -118,18 +130,29 @@ class ResponsiveDispatcher:
         merged_env = {**forwarded, **(settings.env if settings else {}), **(env or {})}
         check_env(merged_env)
         secret = self.config.secret_patterns(settings.name if settings else None, profile)
+        own = container_settings(mounts=mounts, memory=memory, cpus=cpus, pids=pids, user=user)
+        given = (["network"] if network is not None else []) + own.given()
+        if given:
+            _check_docker_job(given, chosen_backend)
         configured = (settings.network if settings else None) or self.config.defaults.network
         chosen_network = job_network(
             network if network is not None else configured, check=chosen_backend != "local"
         )
-        launch = Launch(profile, os.environ.get("PATH"), chosen_network)
+        workspace = self._workdir(workdir, settings)
+        container = None
+        if chosen_backend != "local":
+            layered = own.over(settings.container) if settings else own
+            container = layered.over(self.config.defaults.container).resolved(workspace)
+        launch = Launch(
+            profile, os.environ.get("PATH"), chosen_network, container, os.path.expanduser("~")
+        )
         files = {LAUNCH_FILE: launch.to_json()}
         if merged_env:
             files[ENV_FILE] = env_file(merged_env)
         job = self.store.create_job(
             task,
             project=project,
-            workdir=self._workdir(workdir, settings),
+            workdir=workspace,
             backend=chosen_backend,
             mode=mode,
             agent=chosen_agent,
@@ -406,6 +429,24 @@ class ResponsiveDispatcher:
     def close(self) -> None:
         """Close the store's connections (they also close when the dispatcher is collected)."""
         self.store.close()
+
+
+def _check_docker_job(given: list[str], backend: str) -> None:
+    """Container settings given for one job refuse a job that will not run in a container."""
+    named = ", ".join(given)
+    if backend == "local":
+        raise UsageError(f"{named}: only for docker jobs; this job's backend is local")
+    if backend == "auto":
+        from controllers.docker_engine import docker_client
+        from controllers.errors import ControllerError
+
+        try:
+            docker_client()
+        except ControllerError:
+            raise UsageError(
+                f"{named}: only for docker jobs, and no Docker Engine answers (backend auto "
+                "would run this job locally); start the Docker Engine, or leave them out"
+            ) from None
 
 
 def _check_task(task: str) -> None:

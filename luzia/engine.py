@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -23,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from controllers.events import (
 )
 from controllers.shell import PROMPT_MARK, START_MARK
 from luzia import scheduler, workspace
-from luzia.agents import AgentProfile
+from luzia.agents import AgentProfile, Outcome, agent_kind
 from luzia.backends import (
     Backend,
     DockerBackend,
@@ -54,6 +55,7 @@ from luzia.config import Config
 from luzia.control import ControlServer
 from luzia.daemon import EngineLock, WakeListener
 from luzia.errors import LuziaError, StoreError, UsageError
+from luzia.joblog import read_log
 from luzia.jobs import ACTIVE_STATES, FINAL_STATES, Job, JobState
 from luzia.launch import read_launch
 from luzia.store import JobStore
@@ -102,6 +104,7 @@ class _End:
     state: JobState
     exit_code: int | None
     reason: str
+    usage: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 class Engine:
@@ -261,10 +264,10 @@ class Engine:
                 return
         if live is None:
             raise UsageError(f"cannot send input to job {job.id}: it is {job.state}, no pane yet")
-        if live.turns is not None:
+        if live.turns is not None and live.turns.following:
             live.turns.submit(text, enter)
             return
-        try:
+        try:  # a plain command, or an agent luzia no longer follows: type it into the pane
             if text:
                 live.controller.send_keys(text, enter=enter)
             elif enter:
@@ -414,10 +417,15 @@ class Engine:
         except LuziaError as exc:
             log.warning("job %s: no workspace snapshot after the job: %s", job.id, exc)
             notes.append(f"no workspace snapshot after the job: {exc}")
+        outcome = self._outcome(job) if state is None else None
         if state is None:
             state = JobState.COMPLETED if code == 0 else JobState.FAILED
+        if outcome is not None and outcome.failed:
+            state = JobState.FAILED
+            reason = f"{reason}; the agent reported a failure: {outcome.message}"
         full_reason = "; ".join([reason, *notes])
-        self._record_end(_End(job, state, code, full_reason))
+        usage = outcome.usage if outcome is not None else {}
+        self._record_end(_End(job, state, code, full_reason, usage))
         if live is not None:  # after the record: waiting for a docker exec client costs ~16 ms
             with contextlib.suppress(ControllerError):
                 live.controller.detach()
@@ -443,7 +451,9 @@ class Engine:
         """Record an end; if the store cannot be written, keep it and try again on each tick."""
         job = end.job
         try:
-            recorded = self.store.transition(job.id, end.state, end.reason, exit_code=end.exit_code)
+            recorded = self.store.transition(
+                job.id, end.state, end.reason, exit_code=end.exit_code, usage=end.usage
+            )
         except StoreError as exc:
             if job.id not in self._unrecorded:
                 log.error(
@@ -581,6 +591,18 @@ class Engine:
                 started = self._starting.pop(job.id, None)
             if started is not None:
                 started.set()
+
+    def _outcome(self, job: Job) -> Outcome | None:
+        """What a command-mode agent reported of its run in its log (its kind knows the
+        record), or ``None``; never raises: the exit status alone decides then."""
+        kind = agent_kind(self._profile(job)) if job.mode == "command" else None
+        if kind is None:
+            return None
+        try:
+            return kind.outcome(read_log(job.log_path).decode("utf-8", "replace"))
+        except (OSError, ValueError) as exc:
+            log.warning("job %s: cannot read the agent's outcome: %s", job.id, exc)
+            return None
 
     def _profile(self, job: Job) -> AgentProfile | None:
         """The job's agent profile as dispatched; this engine's config only for a job from

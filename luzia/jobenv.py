@@ -106,6 +106,18 @@ def write_env_file(job_dir: Path, env: Mapping[str, str]) -> None:
     write_private(job_dir / ENV_FILE, env_file(env))
 
 
+def read_env_file(job_dir: Path) -> dict[str, str]:
+    """The variables the job's env file holds (``{}`` once it is gone): what seeding an agent's
+    HOME may need, e.g. to approve the API key it is given."""
+    try:
+        text = (job_dir / ENV_FILE).read_bytes().decode("utf-8", "surrogateescape")
+    except FileNotFoundError:
+        return {}
+    words = shlex.split(text)
+    pairs = (word.partition("=") for word in words if word != "export")
+    return {name: value for name, _, value in pairs}
+
+
 def remove_env_file(job_dir: Path) -> None:
     """Delete the job's env file: the job has ended, nothing will read it again."""
     with contextlib.suppress(FileNotFoundError):

@@ -61,6 +61,7 @@ class TurnWatcher:
         self.task = task
         self.report = report
         self._stop = threading.Event()
+        self._done = threading.Event()
         self._prompt = re.compile(profile.prompt) if profile.prompt else None
         self._busy = re.compile(profile.busy) if profile.busy else None
         self._questions = [re.compile(q) for q in profile.questions]
@@ -76,6 +77,11 @@ class TurnWatcher:
         self._thread.start()
         return self
 
+    @property
+    def following(self) -> bool:
+        """Whether it still follows the agent's turns (not after no prompt came, or a stop)."""
+        return not self._done.is_set()
+
     def submit(self, text: str, enter: bool = True) -> None:
         """Queue a follow-up; it is delivered when the agent's turn has ended."""
         with self.controller.stream.cond:
@@ -88,6 +94,12 @@ class TurnWatcher:
             self.controller.stream.cond.notify_all()
 
     def _run(self) -> None:
+        try:
+            self._follow()
+        finally:
+            self._done.set()
+
+    def _follow(self) -> None:
         try:
             if not self.resume:
                 self._wait_ready()

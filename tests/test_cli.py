@@ -176,8 +176,9 @@ def test_dispatch_json_status_json_jobs_json_round_trip(tmp_path: Path) -> None:
     assert job["workdir"] == str(tmp_path)
 
     status = json.loads(ok("status", "--json", job["id"][:5]).stdout)
-    assert set(status) == JOB_KEYS | {"events"}
-    assert {k: v for k, v in status.items() if k != "events"} == job
+    assert set(status) == JOB_KEYS | {"container", "events"}
+    assert {k: v for k, v in status.items() if k not in ("container", "events")} == job
+    assert status["container"] is None  # a local job
     assert [set(event) for event in status["events"]] == [EVENT_KEYS]
     assert status["events"][0]["state"] == "queued"
 

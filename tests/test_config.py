@@ -48,6 +48,8 @@ def test_example_file_parses(tmp_path: Path) -> None:
     assert config.max_concurrent_for("web") == 1
     assert config.max_concurrent_for("scripts") == 2
     assert config.project("scripts").backend == "local"
+    assert (config.defaults.container.memory, web.container.memory) == ("2g", "4g")
+    assert (config.defaults.container.cpus, config.defaults.container.pids) == (2.0, 512)
 
 
 def test_relative_project_path_is_relative_to_the_file(tmp_path: Path) -> None:

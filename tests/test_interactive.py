@@ -36,12 +36,18 @@ ASKS_FIRST = dataclasses.replace(
 )
 """An agent that asks a question before its first prompt, as Claude Code and Codex do."""
 
+NO_PROMPT = dataclasses.replace(
+    PROFILE, name="no-prompt", command="bash --norc", prompt="never shown", start_timeout=1
+)
+"""An agent whose prompt luzia does not recognise (a profile behind the agent's version)."""
+
 
 @pytest.fixture
 def dispatcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ResponsiveDispatcher]:
     monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
     d = ResponsiveDispatcher(
-        home=tmp_path / "home", config=Config(agents={"fake": PROFILE, "asks-first": ASKS_FIRST})
+        home=tmp_path / "home",
+        config=Config(agents={"fake": PROFILE, "asks-first": ASKS_FIRST, "no-prompt": NO_PROMPT}),
     )
     engine = d.start_background_monitor()
     yield d
@@ -142,6 +148,18 @@ def test_a_question_before_the_first_prompt_waits_for_a_person(
     dispatcher.send_input(job_id, "y")
     events.until(idle("waiting at its prompt"), "the task's turn ended")
     assert (agent_repo / "trusted.txt").read_text() == "yes\n"
+
+
+def test_input_reaches_an_agent_whose_prompt_never_showed(
+    dispatcher: ResponsiveDispatcher, agent_repo: Path
+) -> None:
+    """luzia stops following its turns, but what a person sends is typed, not dropped."""
+    job_id = dispatcher.dispatch_task("x", workdir=agent_repo, backend="local", agent="no-prompt")
+    Events(dispatcher, job_id).until(idle("showed no prompt within 1 s"), "giving up")
+    dispatcher.send_input(job_id, "echo typed > sent.txt; exit 3")
+    job = dispatcher.wait_for_job(job_id, timeout=30)
+    assert (job.state, job.exit_code) == (JobState.FAILED, 3)
+    assert (agent_repo / "sent.txt").read_text() == "typed\n"
 
 
 def test_question_answered_no_skips_the_edit(

@@ -8,13 +8,13 @@ its kind with ``kind = "claude"``, so a user's own ``[agents.NAME]`` can reuse o
 from __future__ import annotations
 
 import json
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controllers.shell import strip_ansi
 from luzia.agents.profile import AgentProfile
 from luzia.paths import write_private
 
@@ -59,12 +59,10 @@ class AgentKind(ABC):
         escapes, ``\\r\\n``), or ``None`` when it left none."""
 
 
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-
-
 def plain_lines(log: str) -> list[str]:
     """A terminal log as lines of text: escape sequences and carriage returns removed."""
-    return [line.rstrip("\r") for line in _ESCAPES.sub("", log).split("\n")]
+    data = strip_ansi(log.encode("utf-8", "surrogateescape"))
+    return data.decode("utf-8", "replace").split("\n")
 
 
 def json_records(log: str) -> list[dict[str, Any]]:
