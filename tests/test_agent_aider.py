@@ -228,6 +228,7 @@ def test_command_mode_writes_the_file_and_completes(
     assert job.state is JobState.COMPLETED, (job, dispatcher.read_log(job_id, plain=True))
     assert (agent_repo / "made.txt").read_text() == "made by aider\n"
     assert "+made by aider" in dispatcher.diff_job(job_id)
+    assert job.usage.get("input_tokens", 0) > 0 and job.usage.get("output_tokens", 0) > 0
 
 
 def test_command_mode_api_error_fails_with_its_message(
