@@ -8,7 +8,9 @@ import json
 import re
 import stat
 import time
-from collections.abc import Callable, Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -116,6 +118,54 @@ def test_seed_home_without_user_config_writes_only_first_run_state(tmp_path: Pat
         ".aider/analytics.json",
         str(PRICES),
     ]
+
+
+# The scripted server, over HTTP.
+
+
+def _post(server: Server, body: Mapping[str, object]) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        f"{server.url}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+WHOLE_SYSTEM = {"role": "system", "content": "Return the entire file in a *file listing*."}
+DIFF_SYSTEM = {"role": "system", "content": "Every edit must use a *SEARCH/REPLACE block*."}
+
+
+def test_server_streams_a_whole_file_listing(model: Server) -> None:
+    task = {"role": "user", "content": "write notes/a.txt hello there\n\nreminder text"}
+    status, raw = _post(model, {"messages": [WHOLE_SYSTEM, task], "stream": True})
+    assert status == 200
+    events = [line[len("data: ") :] for line in raw.decode().splitlines() if line]
+    assert events[-1] == "[DONE]"
+    text = "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-1])
+    assert text == "notes/a.txt\n```\nhello there\n```\n"
+    assert model.requests[-1]["messages"][-1] == task
+
+
+def test_server_answers_a_search_replace_block_that_creates_the_file(model: Server) -> None:
+    task = {"role": "user", "content": [{"type": "text", "text": "write b.txt two words"}]}
+    status, raw = _post(model, {"messages": [DIFF_SYSTEM, task]})
+    assert status == 200
+    text = json.loads(raw)["choices"][0]["message"]["content"]
+    assert text == "b.txt\n```\n<<<<<<< SEARCH\n=======\ntwo words\n>>>>>>> REPLACE\n```\n"
+
+
+def test_server_says_ok_fails_on_request_and_lists_its_model(model: Server) -> None:
+    hello = {"messages": [{"role": "user", "content": "hello"}]}
+    assert json.loads(_post(model, hello)[1])["choices"][0]["message"]["content"] == "ok"
+    status, raw = _post(model, {"messages": [{"role": "user", "content": "please fail"}]})
+    assert status == 400 and "scripted failure" in json.loads(raw)["error"]["message"]
+    with urllib.request.urlopen(f"{model.url}/v1/models", timeout=10) as response:
+        assert json.load(response)["data"][0]["id"] == openai_chat.MODEL
 
 
 # The real aider against the scripted server.
