@@ -41,6 +41,18 @@ def test_outcome_reads_the_last_api_error() -> None:
     )
 
 
+def test_outcome_reads_an_error_printed_over_the_spinner() -> None:
+    # As aider 0.86.2 printed it in a tmux pane (pipe-pane output).
+    log = (
+        "Repo-map: using 1024 tokens, auto refresh\r\n\r\n\u2591\u2588\x08\x08  \x08\x08"
+        "\x1b[38;5;196mlitellm.BadRequestError: OpenAIException - scripted failure: the task "
+        "asked for it\x1b[0m\r\n\r\n"
+    )
+    outcome = KIND.outcome(log)
+    assert outcome is not None and outcome.failed
+    assert outcome.message.startswith("litellm.BadRequestError: OpenAIException - scripted")
+
+
 def test_outcome_keeps_the_hint_aider_adds_to_an_error() -> None:
     log = (
         "litellm.AuthenticationError: AuthenticationError: OpenAIException - bad key\r\n"

@@ -63,12 +63,10 @@ USER_FILES = (".aider.conf.yml", ".aider.model.settings.yml", ".aider.model.meta
 PRICES = Path(".aider/caches/model_prices_and_context_window.json")
 """aider's cached price list: fetched from GitHub when missing, empty or a day old."""
 
-_ERROR = re.compile(r"^litellm\.\w+(?:Error|Exception|Timeout)\b")
-_TOKENS = re.compile(
-    r"^Tokens: (?P<sent>[\d.]+[kM]?) sent\b.*?(?P<received>[\d.]+[kM]?) received\."
-)
+_ERROR = re.compile(r"litellm\.\w+(?:Error|Exception|Timeout)\b")
+_TOKENS = re.compile(r"Tokens: (?P<sent>[\d.]+[kM]?) sent\b.*?(?P<received>[\d.]+[kM]?) received\.")
 _COST = re.compile(r"Cost: \$[\d.]+ message, \$(?P<session>[\d.]+) session\.")
-_RETRY = re.compile(r"^Retrying in [\d.]+ seconds")
+_RETRY = re.compile(r"Retrying in [\d.]+ seconds")
 
 
 class AiderKind(AgentKind):
@@ -109,9 +107,9 @@ class AiderKind(AgentKind):
                 error = None
             if cost := _COST.search(line):
                 usage["cost_usd"] = float(cost["session"])
-            if _ERROR.match(line):
-                error = _paragraph(lines, index)
-            elif _RETRY.match(line):
+            if found := _ERROR.search(line):  # the spinner may share its line
+                error = _paragraph([line[found.start() :], *lines[index + 1 :]])
+            elif _RETRY.search(line):
                 error = None
         if error is not None:
             return Outcome(failed=True, message=error, usage=usage)
@@ -133,11 +131,11 @@ def _rendered(line: str) -> str:
     return "".join(shown).strip()
 
 
-def _paragraph(lines: list[str], start: int) -> str:
-    """The lines from ``start`` to the next blank or retry line, joined (rich wraps them)."""
+def _paragraph(lines: list[str]) -> str:
+    """The lines up to the next blank, retry or usage line, joined (rich wraps them)."""
     parts = []
-    for line in lines[start:]:
-        if not line or _RETRY.match(line) or line.startswith("Tokens: "):
+    for line in lines:
+        if not line or _RETRY.search(line) or _TOKENS.search(line):
             break
         parts.append(line)
     return " ".join(parts)
