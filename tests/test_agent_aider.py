@@ -93,7 +93,11 @@ def test_profile_prompt_matches_each_input_line_but_not_a_typed_task() -> None:
     prompt = profile.prompt or ""
     for screen in ("\u2500\u2500\u2500\n>", "\u2500\nhello.txt\ndiff>", "ask>", "diff multi>"):
         assert re.search(prompt, screen), screen
-    for screen in ("> write a.txt x", "Add .aider* to .gitignore? (Y)es/(N)o [Yes]:"):
+    for screen in (
+        "> write a.txt x",
+        "> a pasted task\n>\n> with a blank line",
+        "Add .aider* to .gitignore? (Y)es/(N)o [Yes]:",
+    ):
         assert not re.search(prompt, screen), screen
 
 
@@ -102,6 +106,7 @@ def test_profile_question_is_an_unanswered_one() -> None:
     asked = "Open documentation url for more info? (Y)es/(N)o/(D)on't ask again [Yes]:"
     assert re.search(question, f"Warning for x\n{asked}")
     assert not re.search(question, f"{asked} n\nAider v0.86.2")
+    assert not re.search(question, f"{asked}\nAider v0.86.2\n>")
 
 
 def test_seed_home_copies_the_users_config_privately_and_turns_off_first_run(
@@ -315,7 +320,7 @@ def test_interactive_two_turns_both_edits_in_the_diff(
 ) -> None:
     started = time.monotonic()
     job_id = dispatcher.dispatch_task(
-        "write first.txt one",
+        "write first.txt one\n\nand nothing else",  # a blank line shows as ">" when pasted
         workdir=agent_repo,
         backend=where.backend,
         image=where.image,

@@ -34,12 +34,14 @@ PROFILE = AgentProfile(
     name="aider",
     command=f"{OFFLINE} aider {FLAGS}",
     exec_command=f"{OFFLINE} aider {FLAGS} --message {{task}}",
-    # The input line is "> " after a rule, with the edit format and mode before it in some
-    # setups: "diff> ", "ask> ", "architect> ", "diff multi> " (capture-pane drops the space).
-    prompt=r"(?m)^(?:[\w-]+ )*[\w-]*>$",
+    # The empty input line, last on the screen: "> ", or with the edit format and mode when
+    # they are not the model's default: "diff> ", "ask> ", "diff multi> " (capture-pane drops
+    # the space). Only the last line: a pasted task's blank lines show as ">" above it.
+    prompt=r"(?:\A|\n)(?:[\w-]+ )*[\w-]*>\Z",
     busy=r"Waiting for \S+",
-    # Unanswered only: "... (Y)es/(N)o [Yes]: " until a person types, "... [Yes]: n" after.
-    questions=(r"(?m)\(Y\)es/\(N\)o.*\]:$",),
+    # The last line, unanswered: "... (Y)es/(N)o [Yes]: " until a person types "n" after it
+    # (a default taken with Enter leaves it as it was, with the next screen below it).
+    questions=(r"\(Y\)es/\(N\)o.*\]:\Z",),
     delay_enter=0.3,
     quiet=1.0,
     forward_env=(
