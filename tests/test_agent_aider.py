@@ -215,11 +215,9 @@ def dispatcher(
 ) -> Iterator[ResponsiveDispatcher]:
     program = agent_program("aider")
     local = _on_host(BUILTIN_PROFILES["aider"], program, "aider-host")
-    # Without the flags that answer or skip it, aider asks to add .aider* to .gitignore.
+    # Without --yes-always, aider asks to add .aider* to .gitignore.
     asks = dataclasses.replace(
-        local,
-        name="aider-asks",
-        command=local.command.replace(" --no-gitignore", "").replace(" --yes-always", ""),
+        local, name="aider-asks", command=local.command.replace(" --yes-always", "")
     )
     assert asks.command != local.command and FLAGS in local.command
     monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
@@ -336,8 +334,12 @@ def test_interactive_two_turns_both_edits_in_the_diff(
     dispatcher.send_input(job_id, "write second.txt two")
     events.until(lambda e: e.state is JobState.RUNNING, "the follow-up started")
     events.until(idle("waiting at its prompt"), "the second turn ended")
+    diff = dispatcher.diff_job(job_id, stat=True)
+    assert "first.txt" in diff and "second.txt" in diff
+    # aider's chat history and tags cache stay out: it put .aider* in .gitignore.
+    assert ".gitignore" in diff and ".aider" not in diff.replace(".gitignore", "")
     diff = dispatcher.diff_job(job_id)
-    assert "+one" in diff and "+two" in diff
+    assert "+one" in diff and "+two" in diff and "+.aider*" in diff
 
 
 def test_a_start_up_question_waits_for_a_person(

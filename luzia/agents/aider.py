@@ -1,12 +1,14 @@
 """aider in luzia: its profile, its first-run HOME and its command-mode outcome.
 
-aider asks its setup questions on every start unless told not to ("Add .aider* to
-.gitignore?", "Open documentation url for more info?" for a model it does not know, "Would you
-like to see what's new in this version?"), and fetches a price list and its own latest version
-from the internet. The flags below turn each of those off for the run without writing to the
-user's files; ``--yes-always`` answers the questions edits raise ("Create new file?"), so a
-turn never stops halfway. Git is luzia's business (snapshots, ``luzia diff``/``commit``): aider's
-own commits would move the branch under the job and make ``luzia commit`` refuse.
+aider asks setup questions on every start unless told not to ("Open documentation url for more
+info?" for a model it does not know, "Would you like to see what's new in this version?"), and
+looks up a price list and its own latest version on the internet. The flags below turn those off
+for the run without writing to the user's files; ``--yes-always`` answers the questions edits
+raise ("Create new file?"), so a turn never stops halfway, and adds ``.aider*`` to the
+workspace's ``.gitignore`` when it is missing there, as aider recommends: otherwise its chat
+history and tags cache (binary) land in ``luzia diff`` and ``luzia commit``. Git is luzia's
+business (snapshots, ``luzia diff``/``commit``): aider's own commits would move the branch under
+the job and make ``luzia commit`` refuse.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from luzia.paths import write_private
 
 FLAGS = (
     "--no-check-update --no-show-release-notes --no-analytics --no-show-model-warnings"
-    " --no-gitignore --no-auto-commits --no-dirty-commits --no-detect-urls --yes-always"
+    " --no-auto-commits --no-dirty-commits --no-detect-urls --yes-always"
 )
-"""No update check, release notes, analytics, model warning or .gitignore question; no git
-commits; no fetching URLs found in a task; yes to the edit questions."""
+"""No update check, release notes, analytics or model warning; no git commits; no fetching URLs
+found in a task; yes to the edit questions (and to ``.aider*`` in ``.gitignore``)."""
 
 OFFLINE = "LITELLM_LOCAL_MODEL_COST_MAP=True"
 """litellm reads its bundled price list instead of fetching one (5 s timeout) at start."""
