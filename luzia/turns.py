@@ -31,6 +31,14 @@ ENTER_RETRIES = 2
 KEYS_REACTION_TIMEOUT = 30.0
 """Longest wait for any output after keys typed without Enter (a key may be ignored)."""
 
+ANSWER_REDRAW_TIMEOUT = 2.0
+"""Longest wait for the bottom of the screen to change after a start-up question's answer;
+still the same then, the answer was not taken and the question is reported again."""
+
+ENTER_QUIET_LIMIT = 2.0
+"""Longest wait for a quiet screen before an Enter: an animation (Codex's welcome screen) never
+stops printing, and the Enter must go in all the same."""
+
 Report = Callable[[str, str], None]
 
 
@@ -142,6 +150,7 @@ class TurnWatcher:
                 text, enter = self._inputs.pop()
                 self._deliver(text, enter)
                 self.report("running", "starting the agent")
+                self._wait_changed(tail, ANSWER_REDRAW_TIMEOUT)
                 deadline = time.monotonic() + self.profile.start_timeout
                 continue
             if time.monotonic() > deadline:
@@ -202,7 +211,9 @@ class TurnWatcher:
         if text:
             self.controller.paste(text)
         for _ in range(1 + ENTER_RETRIES):
-            self._wait_quiet(max(self.profile.delay_enter, 0.05), from_now=True)
+            self._wait_quiet(
+                max(self.profile.delay_enter, 0.05), from_now=True, limit=ENTER_QUIET_LIMIT
+            )
             seen = self.controller.stream.position
             self.controller.send_key("Enter")
             if self._turn_started(seen, max(2.0, 4 * self.profile.delay_enter)):
@@ -233,18 +244,38 @@ class TurnWatcher:
         lines = [ln for ln in self.controller.capture_pane().splitlines() if ln.strip()]
         return "\n".join(lines[-TAIL_LINES:])
 
-    def _wait_quiet(self, seconds: float, *, from_now: bool = False) -> None:
+    def _wait_quiet(
+        self, seconds: float, *, from_now: bool = False, limit: float | None = None
+    ) -> None:
         """Wait until the pane printed nothing for ``seconds`` (counted from the last output,
-        or from now when ``from_now``, so that a delay is always honoured)."""
+        or from now when ``from_now``, so that a delay is always honoured), or ``limit``
+        seconds at most."""
         stream = self.controller.stream
-        start = time.monotonic() if from_now else 0.0
+        now = time.monotonic()
+        start = now if from_now else 0.0
+        give_up = None if limit is None else now + limit
         with stream.cond:
             while True:
                 self._check()
-                left = max(stream.last_output_at, start) + seconds - time.monotonic()
+                now = time.monotonic()
+                left = max(stream.last_output_at, start) + seconds - now
+                if give_up is not None:
+                    left = min(left, give_up - now)
                 if left <= 0:
                     return
                 stream.cond.wait(left)
+
+    def _wait_changed(self, tail: str, timeout: float) -> None:
+        """Wait until the bottom of the screen is no longer ``tail`` (``timeout`` at most).
+        Output alone does not show that an answer was taken: an animation above the question
+        prints on while the question is still drawn."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.controller.stream.position
+            left = deadline - time.monotonic()
+            if left <= 0 or self._tail() != tail:
+                return
+            self._wait_output(after=seen, timeout=left)
 
     def _wait_output_or_input(self, after: int) -> bool:
         """Wait for new output (False) or a queued follow-up (True)."""
