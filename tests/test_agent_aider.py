@@ -83,6 +83,18 @@ def test_outcome_retried_error_then_answer_is_a_success() -> None:
     assert outcome is not None and not outcome.failed
 
 
+def test_outcome_without_a_model_says_what_to_set() -> None:
+    log = (
+        "No LLM model was specified and no API keys were provided.\r\n"
+        "OpenRouter provides free and paid access to many LLMs.\r\n"
+        "Waiting up to 5 minutes for you to finish in the browser...\r\n"
+    )
+    outcome = KIND.outcome(log)
+    assert outcome is not None and outcome.failed and "AIDER_MODEL" in outcome.message
+    waiting = "Waiting up to 5 minutes for you to finish in the browser...\nUse Control-C"
+    assert any(re.search(q, waiting) for q in BUILTIN_PROFILES["aider"].questions)
+
+
 def test_outcome_of_a_run_without_a_record_is_none() -> None:
     assert KIND.outcome("bash: aider: command not found\r\n") is None
 
@@ -102,7 +114,7 @@ def test_profile_prompt_matches_each_input_line_but_not_a_typed_task() -> None:
 
 
 def test_profile_question_is_an_unanswered_one() -> None:
-    (question,) = BUILTIN_PROFILES["aider"].questions
+    question = BUILTIN_PROFILES["aider"].questions[0]
     asked = "Open documentation url for more info? (Y)es/(N)o/(D)on't ask again [Yes]:"
     assert re.search(question, f"Warning for x\n{asked}")
     assert not re.search(question, f"{asked} n\nAider v0.86.2")

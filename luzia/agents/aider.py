@@ -43,9 +43,10 @@ PROFILE = AgentProfile(
     busy=r"Waiting for \S+",
     # The last line, unanswered: "... (Y)es/(N)o [Yes]: " until a person types "n" after it
     # (a default taken with Enter leaves it as it was, with the next screen below it).
-    questions=(r"\(Y\)es/\(N\)o.*\]:\Z",),
+    # Without a model or an API key, aider waits 5 minutes for an OpenRouter login in a browser.
+    questions=(r"\(Y\)es/\(N\)o.*\]:\Z", r"Waiting up to \d+ minutes for you to finish in the"),
     delay_enter=0.3,
-    quiet=1.0,
+    quiet=0.5,
     forward_env=(
         "AIDER_*",
         "OPENAI_API_KEY",
@@ -71,6 +72,11 @@ _ERROR = re.compile(r"litellm\.\w+(?:Error|Exception|Timeout)\b")
 _TOKENS = re.compile(r"Tokens: (?P<sent>[\d.]+[kM]?) sent\b.*?(?P<received>[\d.]+[kM]?) received\.")
 _COST = re.compile(r"Cost: \$[\d.]+ message, \$(?P<session>[\d.]+) session\.")
 _RETRY = re.compile(r"Retrying in [\d.]+ seconds")
+NO_MODEL = "No LLM model was specified and no API keys were provided."
+NO_MODEL_HINT = (
+    "; set AIDER_MODEL and the provider's key (e.g. OPENAI_API_KEY) where you dispatch, "
+    "or model: in ~/.aider.conf.yml"
+)
 
 
 class AiderKind(AgentKind):
@@ -115,6 +121,8 @@ class AiderKind(AgentKind):
                 error = _paragraph([line[found.start() :], *lines[index + 1 :]])
             elif _RETRY.search(line):
                 error = None
+        if error is None and NO_MODEL in lines:
+            error = NO_MODEL.rstrip(".") + NO_MODEL_HINT
         if error is not None:
             return Outcome(failed=True, message=error, usage=usage)
         if usage:
