@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -310,40 +308,9 @@ def test_local_untrusted_workspace_waits_for_a_person(
 
 
 @pytest.fixture(scope="session")
-def claude_image(request: pytest.FixtureRequest, docker_engine: object) -> Iterator[str]:
-    """An image holding the pinned Claude Code: the shared agents image when the suite has one,
-    else the agent image plus the program and the libraries it loads, built here."""
-    try:
-        yield str(request.getfixturevalue("agents_image"))
-        return
-    except pytest.FixtureLookupError:
-        pass
-    base = str(request.getfixturevalue("agent_image"))
-    from controllers.pytest_plugin import TEST_RUN_ID
-
-    tag = f"luzia-test-claude:{TEST_RUN_ID}"
-    context = Path(os.environ.get("TMPDIR", "/tmp")) / f"luzia-claude-image-{TEST_RUN_ID}"
-    context.mkdir()
-    try:
-        program = agent_program("claude")
-        try:
-            os.link(program, context / "claude")
-        except OSError:
-            shutil.copy(program, context / "claude")
-        libs = ["librt.so.1", "libdl.so.2", "libpthread.so.0"]
-        for lib in libs:
-            shutil.copy(Path("/lib/x86_64-linux-gnu") / lib, context / lib)
-        (context / "Dockerfile").write_text(
-            f"FROM {base}\nCOPY claude /usr/local/bin/claude\n"
-            f"COPY {' '.join(libs)} /lib/x86_64-linux-gnu/\n"
-        )
-        subprocess.run(
-            ["docker", "build", "-q", "-t", tag, str(context)], check=True, capture_output=True
-        )
-    finally:
-        shutil.rmtree(context, ignore_errors=True)
-    yield tag
-    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+def claude_image(agents_image: str) -> str:
+    """The suite's image holding the pinned agents (``luzia image build --agent``'s code)."""
+    return agents_image
 
 
 @pytest.mark.docker

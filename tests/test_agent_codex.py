@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import time
 import tomllib
@@ -19,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from controllers.pytest_plugin import TEST_LABELS, TEST_RUN_ID
 from luzia.agents import SeedContext
 from luzia.agents.codex import KIND, PROFILE, dump_toml, exec_outcome
 from luzia.dispatcher import ResponsiveDispatcher
@@ -414,19 +412,9 @@ def test_local_command_mode_fails_with_the_agents_message(
 
 
 @pytest.fixture(scope="session")
-def codex_image(agent_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The agent image with the pinned Codex in it (a static binary), removed afterwards."""
-    import docker
-
-    context = tmp_path_factory.mktemp("codex-image")
-    shutil.copy(agent_program("codex"), context / "codex")
-    (context / "Dockerfile").write_text(f"FROM {agent_image}\nCOPY codex /usr/local/bin/codex\n")
-    tag = f"luzia-test-codex:{TEST_RUN_ID}"
-    client = docker.from_env()
-    client.images.build(path=str(context), tag=tag, rm=True, labels=TEST_LABELS)
-    yield tag
-    client.images.remove(tag, force=True)
-    client.close()
+def codex_image(agents_image: str) -> str:
+    """The suite's image holding the pinned agents (``luzia image build --agent``'s code)."""
+    return agents_image
 
 
 def container_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str) -> None:
