@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from controllers.pytest_plugin import TEST_RUN_ID
 from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.engine import Engine
-from luzia.jobs import Job, JobState
+from luzia.jobs import FINAL_STATES, Job, JobEvent, JobState
 from luzia.network import NETWORK_VAR
 
 
@@ -58,18 +57,30 @@ def workspace(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def agent_repo(tmp_path: Path) -> Path:
-    """A git repository on ``main`` holding the fake agent, committed."""
-    path = tmp_path / "repo"
+def git_repo(path: Path, files: dict[str, bytes]) -> Path:
+    """A git repository at ``path`` on ``main`` with ``files`` committed."""
     path.mkdir()
     git(path, "init", "-q", "-b", "main")
     git(path, "config", "user.email", "dev@example.com")
     git(path, "config", "user.name", "Dev")
-    shutil.copy(FAKE_AGENT, path / "fake-agent")
-    git(path, "add", "fake-agent")
+    for name, data in files.items():
+        (path / name).write_bytes(data)
+        (path / name).chmod(0o755 if data.startswith(b"#!") else 0o644)
+    git(path, "add", *files)
     git(path, "commit", "-q", "-m", "start")
     return path
+
+
+@pytest.fixture
+def agent_repo(tmp_path: Path) -> Path:
+    """A git repository on ``main`` holding the fake agent, committed."""
+    return git_repo(tmp_path / "repo", {"fake-agent": FAKE_AGENT.read_bytes()})
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository on ``main`` holding a README, committed (its real path)."""
+    return git_repo(tmp_path.resolve() / "repo", {"README": b"a project\n"})
 
 
 @pytest.fixture(params=BACKENDS)
@@ -218,6 +229,30 @@ def dispatcher(home: Path, engine: Engine) -> Iterator[ResponsiveDispatcher]:
     yield d
     d.clean(all=True)  # kills what still runs: through the engine, before it stops
     d.close()
+
+
+class Events:
+    """A job's events in order, one expectation at a time."""
+
+    def __init__(self, d: ResponsiveDispatcher, job_id: str) -> None:
+        self.stream = d.stream_status(job_id)
+
+    def until(self, pred: Callable[[JobEvent], bool], what: str) -> JobEvent:
+        """The first event from here on for which ``pred`` holds; fails if the job ends first."""
+        for event in self.stream:
+            if pred(event):
+                return event
+            assert event.state not in FINAL_STATES, f"ended before {what}: {event}"
+        raise AssertionError(f"the job ended before {what}")
+
+
+def idle(reason: str) -> Callable[[JobEvent], bool]:
+    """An ``idle`` event whose reason holds ``reason``."""
+    return lambda e: e.state is JobState.IDLE and reason in e.reason
+
+
+def running(e: JobEvent) -> bool:
+    return e.state is JobState.RUNNING
 
 
 def wait_state(d: ResponsiveDispatcher, job_id: str, state: JobState) -> None:

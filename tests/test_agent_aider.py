@@ -10,7 +10,7 @@ import stat
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,8 +19,9 @@ from luzia.agents import BUILTIN_PROFILES, AgentProfile, SeedContext, agent_kind
 from luzia.agents.aider import FLAGS, KIND, PRICES
 from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
-from luzia.jobs import FINAL_STATES, Backend, JobEvent, JobState
+from luzia.jobs import Backend, JobState
 from tests.agent_bins import agent_program
+from tests.conftest import Events, idle
 from tests.model_servers import openai_chat
 from tests.model_servers.harness import Server
 
@@ -269,24 +270,6 @@ def where(
     image = str(request.getfixturevalue("agents_image"))
     monkeypatch.setenv("OPENAI_API_BASE", f"{model.container_url}/v1")
     return Where("docker", "aider", image, {})
-
-
-class Events:
-    """A job's events in order, one expectation at a time."""
-
-    def __init__(self, d: ResponsiveDispatcher, job_id: str) -> None:
-        self.stream = d.stream_status(job_id)
-
-    def until(self, pred: Callable[[JobEvent], bool], what: str) -> JobEvent:
-        for event in self.stream:
-            if pred(event):
-                return event
-            assert event.state not in FINAL_STATES, f"ended before {what}: {event}"
-        raise AssertionError(f"the job ended before {what}")
-
-
-def idle(reason: str) -> Callable[[JobEvent], bool]:
-    return lambda e: e.state is JobState.IDLE and reason in e.reason
 
 
 def test_command_mode_writes_the_file_and_completes(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +15,9 @@ from luzia.agents import BUILTIN_PROFILES, agent_kind
 from luzia.agents.claude import KIND
 from luzia.agents.kind import SeedContext
 from luzia.dispatcher import ResponsiveDispatcher
-from luzia.jobs import FINAL_STATES, JobEvent, JobState
+from luzia.jobs import JobState
 from tests.agent_bins import agent_program
-from tests.conftest import git
+from tests.conftest import Events, idle, running
 from tests.model_servers import anthropic
 from tests.model_servers.harness import Server
 
@@ -160,19 +160,6 @@ def model() -> Iterator[Server]:
         yield server
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "dev@example.com")
-    git(path, "config", "user.name", "Dev")
-    (path / "README").write_text("a project\n")
-    git(path, "add", "README")
-    git(path, "commit", "-q", "-m", "start")
-    return path.resolve()
-
-
 def quiet_env(base_url: str) -> dict[str, str]:
     """The model server as the only endpoint; no update checks or telemetry."""
     return {
@@ -204,28 +191,6 @@ def local_env(tmp_path: Path, model: Server, trusted: str) -> dict[str, str]:
 
 def log_tail(d: ResponsiveDispatcher, job_id: str) -> str:
     return d.read_log(job_id, plain=True).decode(errors="replace")[-2000:]
-
-
-class Events:
-    """A job's events in order, one expectation at a time."""
-
-    def __init__(self, d: ResponsiveDispatcher, job_id: str) -> None:
-        self.stream = d.stream_status(job_id)
-
-    def until(self, pred: Callable[[JobEvent], bool], what: str) -> JobEvent:
-        for event in self.stream:
-            if pred(event):
-                return event
-            assert event.state not in FINAL_STATES, f"ended before {what}: {event}"
-        raise AssertionError(f"the job ended before {what}")
-
-
-def idle(reason: str) -> Callable[[JobEvent], bool]:
-    return lambda e: e.state is JobState.IDLE and reason in e.reason
-
-
-def running(e: JobEvent) -> bool:
-    return e.state is JobState.RUNNING
 
 
 def command_mode_outcomes(d: ResponsiveDispatcher, repo: Path, **dispatch: object) -> None:

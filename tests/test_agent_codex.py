@@ -11,7 +11,7 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,9 @@ import pytest
 from luzia.agents import SeedContext
 from luzia.agents.codex import KIND, PROFILE, dump_toml, exec_outcome
 from luzia.dispatcher import ResponsiveDispatcher
-from luzia.jobs import FINAL_STATES, JobEvent, JobState
+from luzia.jobs import JobState
 from tests.agent_bins import agent_program
-from tests.conftest import git
+from tests.conftest import Events, idle
 from tests.model_servers import openai_responses
 from tests.model_servers.harness import Server
 
@@ -300,19 +300,6 @@ def user_config(base_url: str, trusted: str | None) -> str:
     )
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "dev@example.com")
-    git(path, "config", "user.name", "Dev")
-    (path / "README").write_text("a project\n")
-    git(path, "add", "README")
-    git(path, "commit", "-q", "-m", "start")
-    return path
-
-
 def local_env(tmp_path: Path, server: Server, *, trusted: Path | None) -> dict[str, str]:
     """The job's environment on this host: Codex on PATH and a HOME of a configured user."""
     user_home = tmp_path / "user"
@@ -329,32 +316,16 @@ def local_env(tmp_path: Path, server: Server, *, trusted: Path | None) -> dict[s
     }
 
 
-def follow(d: ResponsiveDispatcher, job_id: str) -> Iterator[JobEvent]:
-    return iter(d.stream_status(job_id))
-
-
-def until(events: Iterator[JobEvent], pred: Callable[[JobEvent], bool], what: str) -> JobEvent:
-    for event in events:
-        if pred(event):
-            return event
-        assert event.state not in FINAL_STATES, f"ended before {what}: {event}"
-    raise AssertionError(f"the job ended before {what}")
-
-
-def idle(reason: str) -> Callable[[JobEvent], bool]:
-    return lambda e: e.state is JobState.IDLE and reason in e.reason
-
-
 def two_turns(d: ResponsiveDispatcher, job_id: str, repo: Path, label: str) -> None:
     """The task's turn and a follow-up's, both edits in the job's diff."""
     started = time.monotonic()
-    events = follow(d, job_id)
-    until(events, idle("waiting at its prompt"), "the first turn ended")
+    events = Events(d, job_id)
+    events.until(idle("waiting at its prompt"), "the first turn ended")
     print(f"codex {label}: dispatch -> first idle {time.monotonic() - started:.2f} s")
     assert (repo / "first.txt").read_text() == "one\n"
     d.send_input(job_id, "write second.txt two")
-    until(events, lambda e: e.state is JobState.RUNNING, "the follow-up started")
-    until(events, idle("waiting at its prompt"), "the follow-up ended")
+    events.until(lambda e: e.state is JobState.RUNNING, "the follow-up started")
+    events.until(idle("waiting at its prompt"), "the follow-up ended")
     assert (repo / "second.txt").read_text() == "two\n"
     diff = d.diff_job(job_id)
     assert "+one" in diff and "+two" in diff
@@ -378,12 +349,12 @@ def test_local_untrusted_workspace_waits_with_the_trust_question(
     job_id = dispatcher.dispatch_task(
         "write first.txt one", workdir=repo, backend="local", agent="codex", env=env
     )
-    events = follow(dispatcher, job_id)
-    question = until(events, idle("waiting for a person"), "the trust question")
+    events = Events(dispatcher, job_id)
+    question = events.until(idle("waiting for a person"), "the trust question")
     assert "Do you trust the contents of this directory?" in question.reason
     assert not server.requests and not (repo / "first.txt").exists()
     dispatcher.send_input(job_id, "")  # "Press enter to continue": 1. Yes, continue
-    until(events, idle("waiting at its prompt"), "the task's turn ended")
+    events.until(idle("waiting at its prompt"), "the task's turn ended")
     assert (repo / "first.txt").read_text() == "one\n"
 
 

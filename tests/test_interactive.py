@@ -6,7 +6,7 @@ import dataclasses
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
@@ -16,7 +16,8 @@ from luzia.agents import BUILTIN_PROFILES
 from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.errors import UsageError
-from luzia.jobs import FINAL_STATES, JobEvent, JobState
+from luzia.jobs import JobState
+from tests.conftest import Events, idle
 
 AGENT_ENV = {
     "FAKE_AGENT_THINK": "0.2",
@@ -54,24 +55,6 @@ def dispatcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Resp
     d.clean(all=True)
     engine.stop()
     d.close()
-
-
-class Events:
-    """Reads a job's events in order, one expectation at a time."""
-
-    def __init__(self, d: ResponsiveDispatcher, job_id: str) -> None:
-        self.stream = d.stream_status(job_id)
-
-    def until(self, pred: Callable[[JobEvent], bool], what: str) -> JobEvent:
-        for event in self.stream:
-            if pred(event):
-                return event
-            assert event.state not in FINAL_STATES or pred(event), f"ended before {what}: {event}"
-        raise AssertionError(f"the job ended before {what}")
-
-
-def idle(reason: str) -> Callable[[JobEvent], bool]:
-    return lambda e: e.state is JobState.IDLE and reason in e.reason
 
 
 def test_interactive_session_with_follow_up_question_and_exit(
