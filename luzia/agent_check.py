@@ -18,8 +18,6 @@ from controllers.image.agents import AGENTS, agents_in
 from controllers.image.build import DEFAULT_IMAGE
 
 if TYPE_CHECKING:
-    import docker
-
     from luzia.agents import AgentProfile
 
 INSTALL = {
@@ -79,26 +77,18 @@ def image_problem(
     return f"image {tag} has no {agent} (it holds {holds})", build_command(tag, [*have, agent])
 
 
-def image_labels(client: docker.DockerClient, tag: str) -> dict[str, str] | None:
-    """``tag``'s labels ({} when it has none), None when there is no such image."""
-    from controllers.image import image_labels as inspect_labels
-
-    return inspect_labels(tag, client)
-
-
 def check_dispatch(tag: str, agent: str | None) -> str | None:
     """For dispatch: the refusal for a docker job, or None. No Docker call at all for luzia's
     default image without an agent; none either when no engine answers (starting the job will
     say so); else one image inspect."""
     if tag == DEFAULT_IMAGE and agent is None:
         return None
-    from controllers.docker_engine import docker_client
+    from controllers.engine_probe import image_labels as probe_labels
     from controllers.errors import ControllerError
 
     try:
-        client = docker_client()
-        labels = image_labels(client, tag)
-    except ControllerError:
+        labels = probe_labels(tag)
+    except (ControllerError, ValueError):
         return None
     problem = image_problem(labels, tag, agent)
     return None if problem is None else f"{problem[0]}: build it with `{problem[1]}`"

@@ -149,3 +149,18 @@ def test_a_docker_job_runs_the_agent_from_the_agents_image(
         d.clean(all=True)
         engine.stop()
         d.close()
+
+
+@pytest.mark.docker
+def test_the_quick_probe_agrees_with_the_sdk(
+    agents_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from controllers.engine_probe import image_labels as probe
+    from controllers.errors import DockerUnavailable
+    from controllers.image import image_labels as sdk
+
+    assert probe(agents_image) == sdk(agents_image)
+    assert probe(f"luzia-no-such-image:{uuid.uuid4().hex[:8]}") is None
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(DockerUnavailable, match="/nonexistent/docker.sock"):
+        probe(agents_image)
