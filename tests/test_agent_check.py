@@ -162,5 +162,5 @@ def test_the_quick_probe_agrees_with_the_sdk(
     assert probe(agents_image) == sdk(agents_image)
     assert probe(f"luzia-no-such-image:{uuid.uuid4().hex[:8]}") is None
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    with pytest.raises(DockerUnavailable, match="/nonexistent/docker.sock"):
+    with pytest.raises(DockerUnavailable, match=r"/nonexistent/docker\.sock"):
         probe(agents_image)
