@@ -408,7 +408,8 @@ class Engine:
         read the whole log and act on the workspace at once.
         """
         notes = []
-        if not self._drain_log(live, job, code) and _disk_full(job.log_path):
+        killed = state is JobState.KILLED
+        if not self._drain_log(live, job, code, killed) and _disk_full(job.log_path):
             notes.append("log truncated: no space left on the device")
         with contextlib.suppress(LuziaError, OSError):
             self._backend(job).finished(job)
@@ -430,7 +431,7 @@ class Engine:
             with contextlib.suppress(ControllerError):
                 live.controller.detach()
 
-    def _drain_log(self, live: _Live | None, job: Job, code: int | None) -> bool:
+    def _drain_log(self, live: _Live | None, job: Job, code: int | None, killed: bool) -> bool:
         """Wait until the log holds everything the pane printed; False if it never will.
 
         The controller that started the pipe counted every byte it handed over and waits for
@@ -442,8 +443,8 @@ class Engine:
             try:
                 live.controller.stop_pipe(timeout, size_of=lambda: log_size(job))
                 return True
-            except ControllerError as exc:
-                log.warning("job %s: %s", job.id, exc)
+            except ControllerError as exc:  # a kill ends the pane: expected then
+                log.log(logging.INFO if killed else logging.WARNING, "job %s: %s", job.id, exc)
                 return False
         return code is None or log_has_prompt(job.log_path, LOG_DRAIN_TIMEOUT)
 
