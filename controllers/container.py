@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,9 @@ MANAGED_LABEL = "luzia.managed"
 WORKSPACE = "/workspace"
 DOCKER_NETWORK_MODES = ("bridge", "none", "host")
 """Docker's own networking modes: ``network_mode``; anything else names a network to join."""
+HOST_ALIAS = "host.docker.internal"
+"""The name every container resolves to the host (Docker's ``host-gateway``), so an agent reaches
+a model proxy on the host (ollama, LiteLLM) as on Docker Desktop."""
 
 
 def default_user(workspace: Path | None) -> str:
@@ -51,6 +54,9 @@ class ContainerSpec:
     """A network's name or id, or one of :data:`DOCKER_NETWORK_MODES`; ``None``: Docker's bridge."""
     volumes: Mapping[str, str] = field(default_factory=dict)
     """Extra bind mounts, host path -> container path (read-write)."""
+    mounts: Sequence[tuple[str, str, bool]] = ()
+    """More bind mounts: (host path, container path, read-only); the same path may be bound
+    twice, and paths may hold colons."""
 
     def run_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``client.containers.run``."""
@@ -73,7 +79,15 @@ class ContainerSpec:
             "pids_limit": self.pids_limit,
             "mem_limit": self.memory,
             "name": self.name,
+            "extra_hosts": {HOST_ALIAS: "host-gateway"},
         }
+        if self.mounts:
+            from docker.types import Mount
+
+            kwargs["mounts"] = [
+                Mount(target, source, type="bind", read_only=read_only)
+                for source, target, read_only in self.mounts
+            ]
         if self.cpus:
             kwargs["nano_cpus"] = int(self.cpus * 1e9)
         if self.network in DOCKER_NETWORK_MODES:

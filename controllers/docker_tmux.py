@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,6 +107,7 @@ class DockerTmuxController(TmuxController):
         name: str | None = None,
         network: str | None = None,
         volumes: Mapping[str, str] | None = None,
+        mounts: Sequence[tuple[str, str, bool]] = (),
         client: docker.DockerClient | None = None,
         **tmux_options: object,
     ) -> DockerTmuxController:
@@ -115,7 +116,8 @@ class DockerTmuxController(TmuxController):
         ``image`` defaults to :data:`controllers.image.DEFAULT_IMAGE`.
         The workspace is mounted at ``/workspace``; the agent runs as the workspace's
         owner (see :func:`controllers.container.default_user`) with every capability
-        dropped, ``no-new-privileges`` and pid and memory limits.
+        dropped, ``no-new-privileges`` and pid and memory limits; ``host.docker.internal``
+        is the host. ``mounts``: more bind mounts, (host path, container path, read-only).
         """
         if image is None:
             from controllers.image import DEFAULT_IMAGE
@@ -133,6 +135,7 @@ class DockerTmuxController(TmuxController):
             name=name,
             network=network,
             volumes=volumes or {},
+            mounts=mounts,
         )
         container = create_container(client or docker_client(), spec)
         try:

@@ -64,5 +64,9 @@ class HostToolMissing(ImageBuildError):
     """A program the offline build copies from the host is not installed on the host."""
 
 
+class AgentNotFound(ImageBuildError):
+    """An agent asked for (``luzia image build --agent``) is not on this host, or not usable."""
+
+
 class ContainerGone(ConnectionLost):
     """The container stopped or was removed."""

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controllers.errors import ControllerError
-from luzia.agents import AgentProfile
+from luzia.agents import AgentProfile, agent_kind
+from luzia.agents.home import HOME_DIR, prepare_home
 from luzia.config import agent_command
 from luzia.errors import BackendError, LuziaError
 from luzia.jobenv import ENV_FILE, remove_env_file, write_env_file
@@ -114,9 +115,9 @@ def job_command(job: Job, profile: AgentProfile | None) -> str:
     """What the pane runs: an interactive agent's command, the agent with the task, or the task."""
     if profile is None:
         return agent_command(job.agent, job.task)
-    if profile.interactive:
+    if job.mode == "interactive":
         return profile.command
-    return agent_command(profile.command, job.task)
+    return agent_command(profile.command_for(job.mode), job.task)
 
 
 def write_job_scripts(job: Job, command: str, *, reap: bool = True) -> None:
@@ -230,14 +231,24 @@ class DockerBackend(Backend):
         return self._client
 
     def start(self, job: Job, home: Path, command: str) -> TmuxController:
+        from controllers.container import default_user
         from controllers.docker_tmux import DockerTmuxController
+        from controllers.image.rootfs import AGENT_HOME
+        from luzia.container_settings import DEFAULT_MEMORY, DEFAULT_PIDS, ContainerSettings
         from luzia.launch import read_launch
         from luzia.network import container_network
 
         write_job_scripts(job, command)
-        _share_job_dir(job)
-        self._ensure_default_image(job.image)
         launch = read_launch(job.job_dir)
+        settings = (launch.container if launch else None) or ContainerSettings()
+        owner = _owner(settings.user or default_user(job.workdir))
+        volumes = {str(job.job_dir): JOB_MOUNT}
+        kind = agent_kind(launch.profile if launch else None)
+        if kind is not None:
+            caller_home = Path(launch.caller_home if launch and launch.caller_home else Path.home())
+            volumes[str(prepare_home(job.job_dir, kind, caller_home, owner))] = AGENT_HOME
+        _share_job_dir(job, owner)
+        self._ensure_default_image(job.image)
         network = container_network(self.client, launch.network if launch else None)
         labels = {"luzia.job": job.id, "luzia.home": str(home)}
         if job.project:
@@ -247,7 +258,12 @@ class DockerBackend(Backend):
             workspace=job.workdir,
             labels=labels,
             name=f"luzia-{job.id}",
-            volumes={str(job.job_dir): JOB_MOUNT},
+            volumes=volumes,
+            mounts=settings.mounts,
+            user=settings.user,
+            memory=settings.memory or DEFAULT_MEMORY,
+            pids_limit=settings.pids or DEFAULT_PIDS,
+            cpus=settings.cpus,
             network=network,
             client=self.client,
         )
@@ -323,8 +339,10 @@ class DockerBackend(Backend):
 
     def finished(self, job: Job) -> None:
         """End what the command left running (a daemon could go on writing to the workspace);
-        keep the container and its tmux: a person may want to look inside (``luzia attach``)."""
+        keep the container and its tmux: a person may want to look inside (``luzia attach``).
+        The agent's HOME goes: it holds copies of the user's credentials."""
         remove_env_file(job.job_dir)
+        shutil.rmtree(job.job_dir / HOME_DIR, ignore_errors=True)
         if read_exit_code(job) is not None:
             return
         container = self._container(job)
@@ -587,12 +605,17 @@ def _tmux_pids(socket: Path) -> list[int]:
     return found
 
 
-def _share_job_dir(job: Job) -> None:
-    """Let the container's user (the workspace owner) write the log and exit code."""
-    st = job.workdir.stat()
-    if os.getuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
+def _owner(user: str) -> tuple[int, int]:
+    """The container's user, ``UID[:GID]``, as the owner of the files it is given."""
+    uid, _, gid = user.partition(":")
+    return int(uid), int(gid) if gid else -1
+
+
+def _share_job_dir(job: Job, owner: tuple[int, int]) -> None:
+    """Let the container's user write the log and exit code."""
+    if os.getuid() == 0 and owner != (0, 0):
         for path in (job.job_dir, *job.job_dir.iterdir()):
-            os.chown(path, st.st_uid, st.st_gid)
+            os.chown(path, *owner)
 
 
 @contextlib.contextmanager

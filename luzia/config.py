@@ -17,6 +17,12 @@ Format (``docs/config.example.toml`` is a commented copy)::
                                   # "12h", "7d" (unset: until `luzia rm` / `luzia clean`)
     secret_env = ["MY_*"]         # more names of secret variables, besides *_KEY, *_TOKEN,
                                   # *SECRET*, *PASSWORD* (also per project and agent profile)
+    network = "bridge"            # docker jobs' network (unset: luzia's own, jobs isolated)
+    mounts = ["~/.cache/pip:/cache/pip:ro"]  # docker jobs: more bind mounts SRC:DST[:ro]
+    memory = "2g"                 # docker jobs: memory limit (built in: 2g)
+    cpus = 1.5                    # docker jobs: CPUs (unset: no limit)
+    pids = 512                    # docker jobs: most processes at once (built in: 512)
+    user = "1000:1000"            # docker jobs: the container's user (unset: the workspace's owner)
 
     [projects.web]
     path = "~/src/web"            # the workspace (mounted at /workspace); relative to this file
@@ -27,6 +33,7 @@ Format (``docs/config.example.toml`` is a commented copy)::
     max_concurrent = 1            # overrides defaults.max_per_project
     commit = "branch"             # opt-in: after a job exits 0, commit the agent's change on a
                                   # branch luzia/<job> ("branch") or the current one ("current")
+    network, mounts, memory, cpus, pids, user  # as in [defaults], over them (mounts add up)
 
     [projects.web.env]            # environment variables for this project's jobs
     NODE_ENV = "development"
@@ -47,6 +54,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from luzia.agents import DELIVERIES, AgentProfile, resolve_profile
+from luzia.container_settings import (
+    ContainerSettings,
+    check_cpus,
+    check_memory,
+    check_pids,
+    check_user,
+    parse_mount,
+)
 from luzia.errors import ConfigError, ProjectNotFound, UsageError
 from luzia.jobs import BACKENDS, Backend
 from luzia.network import check_name
@@ -58,6 +73,7 @@ if TYPE_CHECKING:
 # Patterns stay strings, compiled (and cached by ``re``) on first use: most runs never need them.
 _DURATION = r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$"
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+CONTAINER_KEYS = ("mounts", "memory", "cpus", "pids", "user")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +90,8 @@ class Defaults:
     """Name patterns of secret variables, besides ``jobenv.DEFAULT_SECRET_PATTERNS``."""
     network: str | None = None
     """The network of docker jobs (``luzia.network``); ``None``: luzia's own."""
+    container: ContainerSettings = field(default_factory=ContainerSettings)
+    """Docker jobs' mounts, limits and user (``luzia.container_settings``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +110,8 @@ class ProjectConfig:
     """Commit a successful job's change (``luzia.workspace.commit``): on a branch of its own, or
     on the current branch; ``None`` leaves it uncommitted (``luzia diff`` / ``luzia commit``)."""
     secret_env: tuple[str, ...] = ()
+    container: ContainerSettings = field(default_factory=ContainerSettings)
+    """Over ``Defaults.container`` for this project's docker jobs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +182,7 @@ class Config:
 
         settings = self.projects.get(project) if project is not None else None
         own = settings.secret_env if settings is not None else ()
-        extra = profile.secret_env if profile is not None else ()
+        extra = (*profile.secret_env, *profile.forward_env) if profile is not None else ()
         return (*DEFAULT_SECRET_PATTERNS, *self.defaults.secret_env, *own, *extra)
 
 
@@ -311,6 +331,9 @@ class _Reader:
             "quiet",
             "start_timeout",
             "secret_env",
+            "exec_command",
+            "forward_env",
+            "kind",
         )
         table = self.table(value, keys, known)
         command = self.text(table, keys, "command")
@@ -344,7 +367,30 @@ class _Reader:
             quiet=self.seconds(table, keys, "quiet", built.quiet),
             start_timeout=self.seconds(table, keys, "start_timeout", built.start_timeout),
             secret_env=self.patterns(table, keys),
+            exec_command=self.exec_command(table, keys, delivery),
+            forward_env=self.patterns(table, keys, "forward_env"),
+            kind=self.kind(table, keys, name),
         )
+
+    def exec_command(
+        self, table: dict[str, Any], keys: tuple[str, ...], delivery: str
+    ) -> str | None:
+        command = self.text(table, keys, "exec_command")
+        if command is not None and "{task}" not in command:
+            raise self.error((*keys, "exec_command"), "needs {task} where the task goes")
+        if command is not None and delivery == "argument":
+            raise self.error((*keys, "exec_command"), 'is for a delivery = "prompt" profile')
+        return command
+
+    def kind(self, table: dict[str, Any], keys: tuple[str, ...], name: str) -> str | None:
+        from luzia.agents import KINDS
+
+        kind = self.text(table, keys, "kind")
+        if kind is None:
+            return name if name in KINDS else None
+        if kind not in KINDS:
+            raise self.error((*keys, "kind"), f"must be one of {', '.join(KINDS)}, not {kind!r}")
+        return kind
 
     def regex(self, pattern: object, keys: tuple[str, ...], name: str) -> None:
         if pattern is None:
@@ -374,6 +420,7 @@ class _Reader:
             "retention",
             "secret_env",
             "network",
+            *CONTAINER_KEYS,
         )
         table = self.table(value, keys, known)
         built = Defaults()
@@ -385,6 +432,7 @@ class _Reader:
             retention=self.duration(table, keys, "retention"),
             secret_env=self.patterns(table, keys),
             network=self.network(table, keys),
+            container=self.container(table, keys),
         )
 
     def project(self, name: str, value: object) -> ProjectConfig:
@@ -399,6 +447,7 @@ class _Reader:
             "env",
             "commit",
             "secret_env",
+            *CONTAINER_KEYS,
         )
         table = self.table(value, keys, known)
         path = self.text(table, keys, "path")
@@ -407,17 +456,23 @@ class _Reader:
         workdir = Path(path).expanduser()
         if not workdir.is_absolute():
             workdir = self.file.parent / workdir
+        backend = self.backend(table, keys)
+        container = self.container(table, keys)
+        if backend == "local" and (given := container.given()):
+            problem = "applies only to docker jobs; this project's backend is local"
+            raise self.error((*keys, given[0]), problem)
         return ProjectConfig(
             name=name,
             path=Path(os.path.normpath(workdir)),
             agent=self.text(table, keys, "agent"),
-            backend=self.backend(table, keys),
+            backend=backend,
             image=self.text(table, keys, "image"),
             max_concurrent=self.count(table, keys, "max_concurrent"),
             network=self.network(table, keys),
             env=self.env(table.get("env", {}), (*keys, "env")),
             commit=self.commit(table, keys),
             secret_env=self.patterns(table, keys),
+            container=container,
         )
 
     def commit(
@@ -439,9 +494,41 @@ class _Reader:
                 raise self.error((*keys, name), f"is not a valid variable name ({NAME_RULE})")
         return cast(dict[str, str], table)
 
-    def patterns(self, table: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, ...]:
-        value = table.get("secret_env", [])
+    def patterns(
+        self, table: dict[str, Any], keys: tuple[str, ...], name: str = "secret_env"
+    ) -> tuple[str, ...]:
+        value = table.get(name, [])
         if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
             problem = f'must be a list of name patterns, e.g. ["MY_*"], not {value!r}'
-            raise self.error((*keys, "secret_env"), problem)
+            raise self.error((*keys, name), problem)
         return tuple(value)
+
+    def container(self, table: dict[str, Any], keys: tuple[str, ...]) -> ContainerSettings:
+        """The ``mounts``, ``memory``, ``cpus``, ``pids`` and ``user`` keys of a table."""
+        checks: dict[str, Any] = {
+            "memory": lambda v: check_memory(str(v) if isinstance(v, int) else v),
+            "cpus": check_cpus,
+            "pids": check_pids,
+            "user": check_user,
+        }
+        values: dict[str, Any] = {}
+        for name, check in checks.items():
+            if table.get(name) is not None:
+                try:
+                    values[name] = check(table[name])
+                except UsageError as exc:
+                    raise self.error((*keys, name), str(exc).removeprefix(name + " ")) from None
+        mounts = table.get("mounts", [])
+        if not isinstance(mounts, list) or not all(isinstance(m, str) for m in mounts):
+            problem = f'must be a list of "SRC:DST[:ro]", not {mounts!r}'
+            raise self.error((*keys, "mounts"), problem)
+        checked = []
+        for spec in mounts:
+            try:
+                checked.append(parse_mount(spec, self.file.parent))
+            except UsageError as exc:
+                raise self.error((*keys, "mounts"), str(exc).removeprefix("mount ")) from None
+        targets = [m.target for m in checked]
+        if len(set(targets)) != len(targets):
+            raise self.error((*keys, "mounts"), "has two mounts at one destination")
+        return ContainerSettings(mounts=tuple(checked), **values)

@@ -17,14 +17,17 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from luzia.agent_check import check_dispatch, needed_agent
+from luzia.agents import BUILTIN_PROFILES, AgentProfile
 from luzia.config import Config, ProjectConfig
+from luzia.container_settings import settings as container_settings
 from luzia.daemon import notify_engine
 from luzia.errors import ConfigError, UsageError, WaitTimeout
-from luzia.jobenv import ENV_FILE, check_env, env_file, recorded_env
+from luzia.jobenv import ENV_FILE, check_env, env_file, forwarded_env, recorded_env
 from luzia.jobs import (
     BACKENDS,
     FINAL_STATES,
@@ -75,6 +78,11 @@ class ResponsiveDispatcher:
         mode: Mode | None = None,
         env: Mapping[str, str] | None = None,
         network: str | None = None,
+        mounts: Sequence[str] = (),
+        memory: str | None = None,
+        cpus: float | None = None,
+        pids: int | None = None,
+        user: str | None = None,
     ) -> str:
         """Validate ``task``, record it as a ``queued`` job and return the job's id.
 
@@ -93,8 +101,18 @@ class ResponsiveDispatcher:
         unset, the project's, then ``[defaults]``, then luzia's own network. A docker job's
         network must exist (``UsageError``) when the Docker Engine answers.
 
+        Container settings (``luzia.container_settings``), over the project's and ``[defaults]``:
+        ``mounts`` (``SRC:DST[:ro]``, SRC an existing host path, added to the configured ones),
+        ``memory`` (``"2g"``), ``cpus`` (``1.5``), ``pids`` (most processes) and ``user``
+        (``"1000:1000"``). They, and ``network``, apply only to docker jobs: given for a local
+        job (or an ``auto`` one with no Docker Engine answering) they are a ``UsageError``.
+
         ``agent`` is a profile name (``luzia.agents``) or a command template; ``mode`` follows from
         it (``interactive`` for a profile that takes tasks at its prompt) and need not be given.
+
+        A docker job whose image does not exist, or lacks the agent its profile runs (``claude``,
+        ``codex``, ``aider``: ``luzia.agent_check``), is refused with the exact ``luzia image
+        build`` command; luzia's default image without an agent is built on first use instead.
 
         Raises ``UsageError`` for an empty task, one over 1 MiB, one holding a NUL byte, for bad
         options and bad variables (name, NUL byte); nothing is recorded then.
@@ -111,34 +129,39 @@ class ResponsiveDispatcher:
         if chosen_agent is not None and not chosen_agent.strip():
             raise UsageError("the agent command is empty; leave it unset to run the task itself")
         profile = self.config.agent_profile(chosen_agent)
-        natural: Mode = "interactive" if profile is not None and profile.interactive else "command"
-        if mode is not None and mode != natural:
-            if mode == "interactive":
-                raise UsageError(
-                    'interactive mode needs an agent profile with delivery = "prompt" '
-                    f"(built in: claude, aider, fake-agent; or [agents.NAME] in the config), "
-                    f"not {chosen_agent!r}"
-                )
-            raise UsageError(
-                f"agent {chosen_agent!r} is interactive; it cannot run in command mode"
-            )
-        mode = natural
+        mode = _choose_mode(mode, profile, chosen_agent)
         chosen_image = image or (settings.image if settings else None) or self.config.defaults.image
-        merged_env = {**(settings.env if settings else {}), **(env or {})}
+        forwarded = forwarded_env(profile.forward_env, os.environ) if profile else {}
+        merged_env = {**forwarded, **(settings.env if settings else {}), **(env or {})}
         check_env(merged_env)
         secret = self.config.secret_patterns(settings.name if settings else None, profile)
+        own = container_settings(mounts=mounts, memory=memory, cpus=cpus, pids=pids, user=user)
+        given = (["network"] if network is not None else []) + own.given()
+        if given:
+            _check_docker_job(given, chosen_backend)
         configured = (settings.network if settings else None) or self.config.defaults.network
         chosen_network = job_network(
             network if network is not None else configured, check=chosen_backend != "local"
         )
-        launch = Launch(profile, os.environ.get("PATH"), chosen_network)
+        workspace = self._workdir(workdir, settings)
+        container = None
+        if chosen_backend != "local":
+            layered = own.over(settings.container) if settings else own
+            container = layered.over(self.config.defaults.container).resolved(workspace)
+        launch = Launch(
+            profile, os.environ.get("PATH"), chosen_network, container, os.path.expanduser("~")
+        )
         files = {LAUNCH_FILE: launch.to_json()}
         if merged_env:
             files[ENV_FILE] = env_file(merged_env)
+        if chosen_backend != "local":
+            refusal = check_dispatch(chosen_image, needed_agent(chosen_agent, profile))
+            if refusal is not None:
+                raise UsageError(refusal)
         job = self.store.create_job(
             task,
             project=project,
-            workdir=self._workdir(workdir, settings),
+            workdir=workspace,
             backend=chosen_backend,
             mode=mode,
             agent=chosen_agent,
@@ -417,6 +440,24 @@ class ResponsiveDispatcher:
         self.store.close()
 
 
+def _check_docker_job(given: list[str], backend: str) -> None:
+    """Container settings given for one job refuse a job that will not run in a container."""
+    named = ", ".join(given)
+    if backend == "local":
+        raise UsageError(f"{named}: only for docker jobs; this job's backend is local")
+    if backend == "auto":
+        from controllers.docker_engine import docker_client
+        from controllers.errors import ControllerError
+
+        try:
+            docker_client()
+        except ControllerError:
+            raise UsageError(
+                f"{named}: only for docker jobs, and no Docker Engine answers (backend auto "
+                "would run this job locally); start the Docker Engine, or leave them out"
+            ) from None
+
+
 def _check_task(task: str) -> None:
     if not isinstance(task, str):
         raise UsageError(f"the task must be text, not {type(task).__name__}")
@@ -453,3 +494,22 @@ def _check_input(text: str, enter: bool) -> None:
 
 def _raw(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
+
+
+def _choose_mode(mode: Mode | None, profile: AgentProfile | None, agent: str | None) -> Mode:
+    """The job's mode: as asked, else the profile's own (``interactive`` for one that takes
+    tasks at its prompt); ``UsageError`` when the agent cannot run so."""
+    natural: Mode = "interactive" if profile is not None and profile.interactive else "command"
+    if mode is None or mode == natural:
+        return natural
+    if mode == "interactive":
+        raise UsageError(
+            'interactive mode needs an agent profile with delivery = "prompt" '
+            f"(built in: {', '.join(BUILTIN_PROFILES)}; or [agents.NAME] in the config), "
+            f"not {agent!r}"
+        )
+    if profile is not None and not profile.runs_commands:
+        raise UsageError(
+            f"agent {agent!r} is interactive and has no exec_command; it cannot run in command mode"
+        )
+    return mode

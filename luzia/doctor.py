@@ -52,6 +52,7 @@ def run_checks(home: Path, config_file: Path | None = None) -> list[Check]:
     client, engine_check = check_docker_engine(needed="docker" in backends)
     checks.append(engine_check)
     checks.extend(check_images(client, config, needed="docker" in backends))
+    checks.extend(check_agents(client, config))
     checks.extend(check_networks(client, config))
     checks += [check_home(home), check_sockets(), check_store(home), config_check]
     checks.extend(check_project_paths(config))
@@ -167,6 +168,12 @@ def check_images(
             for project in config.projects.values()
             if project.image and project.backend != "local"
         }
+    from luzia.agent_check import build_command
+
+    wanted: dict[str, set[str]] = {}
+    for agent, backend, tag in agent_uses(config):
+        if backend != "local":
+            wanted.setdefault(tag, set()).add(agent)
     checks = []
     for tag in sorted(images):
         name = f"image {tag}"
@@ -188,9 +195,72 @@ def check_images(
                     name,
                     "fail" if needed else "warn",
                     "not built",
-                    f"luzia image build --tag {tag}",
+                    build_command(tag, wanted.get(tag, ())),
                 )
             )
+    return checks
+
+
+def agent_uses(config: Config | None) -> list[tuple[str, str, str]]:
+    """(agent, backend, image) for each configured agent that is Claude Code, Codex or aider:
+    the projects' ``agent``, and ``[agents.NAME]`` profiles (as a job of the defaults runs them)."""
+    from luzia.agent_check import needed_agent
+
+    if config is None:
+        return []
+    defaults = config.defaults
+    uses = []
+    for project in sorted(config.projects.values(), key=lambda p: p.name):
+        if project.agent:
+            agent = needed_agent(project.agent, config.agent_profile(project.agent))
+            if agent is not None:
+                backend = project.backend or defaults.backend
+                uses.append((agent, backend, project.image or defaults.image))
+    for profile in config.agents.values():
+        agent = needed_agent(None, profile)
+        if agent is not None:
+            uses.append((agent, defaults.backend, defaults.image))
+    return sorted(set(uses))
+
+
+def check_agents(client: docker.DockerClient | None, config: Config | None) -> list[Check]:
+    """Each configured agent where its jobs run: in its image's labels (docker, or auto with an
+    engine), else on PATH; the fix is the exact ``luzia image build --agent`` line."""
+    from luzia.agent_check import INSTALL, image_problem
+
+    checks: list[Check] = []
+    seen: set[tuple[str, str]] = set()
+    for agent, backend, tag in agent_uses(config):
+        docker_job = backend == "docker" or (backend == "auto" and client is not None)
+        where = tag if docker_job else "local"
+        if (agent, where) in seen:
+            continue
+        seen.add((agent, where))
+        name = f"agent {agent} ({'image ' + tag if docker_job else 'local'})"
+        if not docker_job:
+            path = shutil.which(agent)
+            if path is None:
+                checks.append(Check(name, "fail", f"{agent} is not on PATH", INSTALL[agent]))
+            else:
+                checks.append(Check(name, "ok", f"{agent} at {path}"))
+            continue
+        if client is None:
+            checks.append(Check(name, "warn", "not checked: no Docker Engine", None))
+            continue
+        try:
+            from controllers.image import image_labels
+
+            labels = image_labels(tag, client)
+        except Exception as exc:
+            checks.append(Check(name, "warn", f"cannot inspect {tag}: {_first_line(exc)}", None))
+            continue
+        problem = image_problem(labels, tag, agent)
+        if problem is not None:
+            checks.append(Check(name, "fail", problem[0], problem[1]))
+        elif labels is not None and labels.get(f"luzia.agent.{agent}"):
+            checks.append(Check(name, "ok", f"{agent} {labels[f'luzia.agent.{agent}']} in {tag}"))
+        else:
+            checks.append(Check(name, "warn", f"{tag} was not built by luzia: not checked", None))
     return checks
 
 

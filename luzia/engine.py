@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -23,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from controllers.events import (
 )
 from controllers.shell import PROMPT_MARK, START_MARK
 from luzia import scheduler, workspace
-from luzia.agents import AgentProfile
+from luzia.agents import AgentProfile, Outcome, agent_kind
 from luzia.backends import (
     Backend,
     DockerBackend,
@@ -54,6 +55,7 @@ from luzia.config import Config
 from luzia.control import ControlServer
 from luzia.daemon import EngineLock, WakeListener
 from luzia.errors import LuziaError, StoreError, UsageError
+from luzia.joblog import read_log
 from luzia.jobs import ACTIVE_STATES, FINAL_STATES, Job, JobState
 from luzia.launch import read_launch
 from luzia.store import JobStore
@@ -102,6 +104,7 @@ class _End:
     state: JobState
     exit_code: int | None
     reason: str
+    usage: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 class Engine:
@@ -261,10 +264,10 @@ class Engine:
                 return
         if live is None:
             raise UsageError(f"cannot send input to job {job.id}: it is {job.state}, no pane yet")
-        if live.turns is not None:
+        if live.turns is not None and live.turns.following:
             live.turns.submit(text, enter)
             return
-        try:
+        try:  # a plain command, or an agent luzia no longer follows: type it into the pane
             if text:
                 live.controller.send_keys(text, enter=enter)
             elif enter:
@@ -407,7 +410,9 @@ class Engine:
         tmux server is gone, and with it the ``cat`` that writes the log.
         """
         notes = []
-        if not self._drain_log(live, job, code, pane_gone) and _disk_full(job.log_path):
+        killed = state is JobState.KILLED
+        drained = self._drain_log(live, job, code, killed, pane_gone)
+        if not drained and _disk_full(job.log_path):
             notes.append("log truncated: no space left on the device")
         with contextlib.suppress(LuziaError, OSError):
             self._backend(job).finished(job)
@@ -416,16 +421,21 @@ class Engine:
         except LuziaError as exc:
             log.warning("job %s: no workspace snapshot after the job: %s", job.id, exc)
             notes.append(f"no workspace snapshot after the job: {exc}")
+        outcome = self._outcome(job) if state is None else None
         if state is None:
             state = JobState.COMPLETED if code == 0 else JobState.FAILED
+        if outcome is not None and outcome.failed:
+            state = JobState.FAILED
+            reason = f"{reason}; the agent reported a failure: {outcome.message}"
         full_reason = "; ".join([reason, *notes])
-        self._record_end(_End(job, state, code, full_reason))
+        usage = outcome.usage if outcome is not None else {}
+        self._record_end(_End(job, state, code, full_reason, usage))
         if live is not None:  # after the record: waiting for a docker exec client costs ~16 ms
             with contextlib.suppress(ControllerError):
                 live.controller.detach()
 
     def _drain_log(
-        self, live: _Live | None, job: Job, code: int | None, pane_gone: bool = False
+        self, live: _Live | None, job: Job, code: int | None, killed: bool, pane_gone: bool
     ) -> bool:
         """Wait until the log holds everything the pane printed; False if it never will.
 
@@ -440,8 +450,8 @@ class Engine:
             try:
                 live.controller.stop_pipe(timeout, size_of=lambda: log_size(job))
                 return True
-            except ControllerError as exc:
-                log.warning("job %s: %s", job.id, exc)
+            except ControllerError as exc:  # a kill ends the pane: expected then
+                log.log(logging.INFO if killed else logging.WARNING, "job %s: %s", job.id, exc)
                 return False
         return code is None or log_has_prompt(job.log_path, LOG_DRAIN_TIMEOUT)
 
@@ -449,7 +459,9 @@ class Engine:
         """Record an end; if the store cannot be written, keep it and try again on each tick."""
         job = end.job
         try:
-            recorded = self.store.transition(job.id, end.state, end.reason, exit_code=end.exit_code)
+            recorded = self.store.transition(
+                job.id, end.state, end.reason, exit_code=end.exit_code, usage=end.usage
+            )
         except StoreError as exc:
             if job.id not in self._unrecorded:
                 log.error(
@@ -505,7 +517,7 @@ class Engine:
         An interactive agent also gets a :class:`TurnWatcher` reporting its turns.
         """
         live = _Live(job, controller, profile)
-        if profile is not None and profile.interactive:
+        if profile is not None and job.mode == "interactive":
             live.turns = TurnWatcher(
                 controller,
                 profile,
@@ -587,6 +599,18 @@ class Engine:
                 started = self._starting.pop(job.id, None)
             if started is not None:
                 started.set()
+
+    def _outcome(self, job: Job) -> Outcome | None:
+        """What a command-mode agent reported of its run in its log (its kind knows the
+        record), or ``None``; never raises: the exit status alone decides then."""
+        kind = agent_kind(self._profile(job)) if job.mode == "command" else None
+        if kind is None:
+            return None
+        try:
+            return kind.outcome(read_log(job.log_path).decode("utf-8", "replace"))
+        except (OSError, ValueError) as exc:
+            log.warning("job %s: cannot read the agent's outcome: %s", job.id, exc)
+            return None
 
     def _profile(self, job: Job) -> AgentProfile | None:
         """The job's agent profile as dispatched; this engine's config only for a job from

@@ -72,6 +72,17 @@ def is_secret(name: str, patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS) -> b
     return any(fnmatch.fnmatchcase(upper, pattern.upper()) for pattern in patterns)
 
 
+def forwarded_env(names: Iterable[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``environ`` (the dispatching caller's) that ``names`` (shell-style
+    patterns) select: an agent profile's credentials and endpoints travel this way."""
+    names = tuple(names)
+    return {
+        name: value
+        for name, value in environ.items()
+        if valid_name(name) and name != TAG_VAR and is_secret(name, names)
+    }
+
+
 def recorded_env(env: Mapping[str, str], patterns: Iterable[str]) -> dict[str, str | None]:
     """What the store keeps: ordinary values, and ``None`` for each secret one."""
     patterns = tuple(patterns)
@@ -93,6 +104,18 @@ def env_file(env: Mapping[str, str]) -> bytes:
 def write_env_file(job_dir: Path, env: Mapping[str, str]) -> None:
     """Write the job's env file, readable by its owner alone from the moment it exists."""
     write_private(job_dir / ENV_FILE, env_file(env))
+
+
+def read_env_file(job_dir: Path) -> dict[str, str]:
+    """The variables the job's env file holds (``{}`` once it is gone): what seeding an agent's
+    HOME may need, e.g. to approve the API key it is given."""
+    try:
+        text = (job_dir / ENV_FILE).read_bytes().decode("utf-8", "surrogateescape")
+    except FileNotFoundError:
+        return {}
+    words = shlex.split(text)
+    pairs = (word.partition("=") for word in words if word != "export")
+    return {name: value for name, _, value in pairs}
 
 
 def remove_env_file(job_dir: Path) -> None:

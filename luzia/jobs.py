@@ -95,6 +95,8 @@ class Job:
     log_path: Path
     job_dir: Path
     env: Mapping[str, str | None] = field(default_factory=dict, hash=False)
+    usage: Mapping[str, float] = field(default_factory=dict, hash=False)
+    """What the agent reported it used (``input_tokens``, ``output_tokens``, ``cost_usd``)."""
 
     @property
     def duration(self) -> float | None:
@@ -122,6 +124,7 @@ class Job:
             "exit_code": self.exit_code,
             "message": self.message,
             "env": shown_env(self.env),
+            "usage": dict(self.usage),
             "created_at": iso_utc(self.created_at),
             "started_at": iso_utc(self.started_at),
             "finished_at": iso_utc(self.finished_at),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
@@ -228,8 +228,8 @@ def print_jobs(jobs: Sequence[Job], *, empty: str = "no jobs") -> None:
 TASK_PREVIEW = 400
 
 
-def job_fields(job: Job) -> list[tuple[str, str]]:
-    """The label/value lines of ``luzia status JOB``."""
+def job_fields(job: Job, container: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
+    """The label/value lines of ``luzia status JOB``; ``container``: a docker job's settings."""
     task = job.task
     if len(task) > TASK_PREVIEW:
         task = (
@@ -259,22 +259,50 @@ def job_fields(job: Job) -> list[tuple[str, str]]:
     if job.env:
         shown = sorted(shown_env(job.env).items())
         fields.append(("env", " ".join(f"{k}={v}" for k, v in shown)))
+    if container is not None:
+        fields.append(("network", str(container["network"])))
+        if "mounts" in container:
+            fields.append(("mounts", ", ".join(container["mounts"]) or "-"))
+            fields.append(("memory", str(container["memory"] or "-")))
+            cpus = container["cpus"]
+            fields.append(("cpus", f"{cpus:g}" if cpus is not None else "no limit"))
+            fields.append(("pids", str(container["pids"] or "-")))
+            fields.append(("user", str(container["user"] or "-")))
+    if job.usage:
+        fields.append(("usage", usage_text(job.usage)))
     return fields
+
+
+def usage_text(usage: Mapping[str, float]) -> str:
+    """What an agent reported it used, e.g. ``1200 tokens in, 85 out, $0.0042``."""
+    parts = []
+    if "input_tokens" in usage:
+        parts.append(f"{int(usage['input_tokens'])} tokens in")
+    if "output_tokens" in usage:
+        parts.append(f"{int(usage['output_tokens'])} out")
+    if "cost_usd" in usage:
+        parts.append(f"${usage['cost_usd']:.4f}")
+    return ", ".join(parts) or "-"
 
 
 def event_line(event: JobEvent) -> str:
     return f"{format_time(event.at)}  {event.state.value:<9}  {event.reason}"
 
 
-def plain_job(job: Job, events: Sequence[JobEvent]) -> str:
-    width = max(len(label) for label, _ in job_fields(job)) + 1
-    lines = [f"{label + ':':<{width}} {value}" for label, value in job_fields(job)]
+def plain_job(
+    job: Job, events: Sequence[JobEvent], container: Mapping[str, Any] | None = None
+) -> str:
+    fields = job_fields(job, container)
+    width = max(len(label) for label, _ in fields) + 1
+    lines = [f"{label + ':':<{width}} {value}" for label, value in fields]
     lines.append("events:")
     lines.extend(f"  {event_line(event)}" for event in events)
     return "\n".join(lines)
 
 
-def rich_job(job: Job, events: Sequence[JobEvent]) -> RenderableType:
+def rich_job(
+    job: Job, events: Sequence[JobEvent], container: Mapping[str, Any] | None = None
+) -> RenderableType:
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -282,7 +310,7 @@ def rich_job(job: Job, events: Sequence[JobEvent]) -> RenderableType:
     details = Table.grid(padding=(0, 2))
     details.add_column(style="bold", no_wrap=True)
     details.add_column(overflow="fold")
-    for label, value in job_fields(job):
+    for label, value in job_fields(job, container):
         style = STATE_STYLES.get(value, "") if label == "state" else ""
         details.add_row(label, Text(value, style=style))
     history = Table(box=None, header_style="bold", pad_edge=False, title_justify="left")
@@ -295,13 +323,15 @@ def rich_job(job: Job, events: Sequence[JobEvent]) -> RenderableType:
     return Group(details, Text(""), history)
 
 
-def print_job(job: Job, events: Sequence[JobEvent]) -> None:
+def print_job(
+    job: Job, events: Sequence[JobEvent], container: Mapping[str, Any] | None = None
+) -> None:
     import click
 
     if is_terminal():
-        console().print(rich_job(job, events))
+        console().print(rich_job(job, events, container))
     else:
-        click.echo(plain_job(job, events))
+        click.echo(plain_job(job, events, container))
 
 
 # -------------------------------------------------------------------------- live line

@@ -47,7 +47,7 @@ from luzia.paths import (
     write_private,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: the first. 2: ``jobs.env`` holds ``null`` for a secret variable's value (``luzia.jobenv``);
 moving a version-1 store to 2 blanks the secret values it held for jobs past ``queued``."""
 
@@ -72,7 +72,8 @@ _SCHEMA = (
         started_at REAL,
         finished_at REAL,
         updated_at REAL NOT NULL,
-        last_seq INTEGER NOT NULL
+        last_seq INTEGER NOT NULL,
+        usage TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state)",
     "CREATE INDEX IF NOT EXISTS jobs_by_project ON jobs (project)",
@@ -88,18 +89,18 @@ _SCHEMA = (
 
 _COLUMNS = (
     "id, project, task, state, backend, mode, agent, workdir, image, env, container_id, "
-    "tmux_target, exit_code, message, created_at, started_at, finished_at, updated_at"
+    "tmux_target, exit_code, message, created_at, started_at, finished_at, updated_at, usage"
 )
 _SELECT_BY_ID = f"SELECT {_COLUMNS} FROM jobs WHERE id = ?"
 _INSERT_JOB = (
     f"INSERT OR IGNORE INTO jobs ({_COLUMNS}, last_seq) "
-    "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, NULL, NULL, ?, 1)"
+    "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, NULL, NULL, ?, NULL, 1)"
 )
 _INSERT_EVENT = "INSERT INTO job_events (job_id, seq, at, state, reason) VALUES (?, ?, ?, ?, ?)"
 _FINAL_SQL = ", ".join(f"'{state}'" for state in sorted(FINAL_STATES))
 
 FIELDS = frozenset(
-    {"backend", "image", "container_id", "tmux_target", "exit_code", "message"}
+    {"backend", "image", "container_id", "tmux_target", "exit_code", "message", "usage"}
     | {"started_at", "finished_at"}
 )
 """Job fields that ``transition`` and ``update`` may set; the rest are fixed at dispatch."""
@@ -193,8 +194,11 @@ class JobStore:
             if found == 0:
                 for statement in _SCHEMA:
                     con.execute(statement)
-            elif found == 1:
+            if found == 1:
                 _forget_secret_values(con)
+            columns = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
+            if "usage" not in columns:  # version 3: what an agent reported it used
+                con.execute("ALTER TABLE jobs ADD COLUMN usage TEXT")
             if found < SCHEMA_VERSION:
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             con.execute("COMMIT")
@@ -284,6 +288,7 @@ class JobStore:
             log_path=directory / LOG_FILE,
             job_dir=directory,
             env=json.loads(env) if env else {},
+            usage=json.loads(row[18]) if row[18] else {},
         )
 
     # -- the API
@@ -434,6 +439,8 @@ class JobStore:
             fields["started_at"] = _Keep(now)
         if new_state in FINAL_STATES and "finished_at" not in fields:
             fields["finished_at"] = _Keep(now)
+        if "usage" in fields:
+            fields["usage"] = json.dumps(fields["usage"]) if fields["usage"] else None
         assignments, params = _assignments(fields)
         sql = (
             f"UPDATE jobs SET state = ?, updated_at = ?, last_seq = last_seq + 1, {assignments} "

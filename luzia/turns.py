@@ -31,6 +31,14 @@ ENTER_RETRIES = 2
 KEYS_REACTION_TIMEOUT = 30.0
 """Longest wait for any output after keys typed without Enter (a key may be ignored)."""
 
+ANSWER_REDRAW_TIMEOUT = 2.0
+"""Longest wait for the bottom of the screen to change after a start-up question's answer;
+still the same then, the answer was not taken and the question is reported again."""
+
+ENTER_QUIET_LIMIT = 2.0
+"""Longest wait for a quiet screen before an Enter: an animation (Codex's welcome screen) never
+stops printing, and the Enter must go in all the same."""
+
 Report = Callable[[str, str], None]
 
 
@@ -61,6 +69,7 @@ class TurnWatcher:
         self.task = task
         self.report = report
         self._stop = threading.Event()
+        self._done = threading.Event()
         self._prompt = re.compile(profile.prompt) if profile.prompt else None
         self._busy = re.compile(profile.busy) if profile.busy else None
         self._questions = [re.compile(q) for q in profile.questions]
@@ -76,6 +85,11 @@ class TurnWatcher:
         self._thread.start()
         return self
 
+    @property
+    def following(self) -> bool:
+        """Whether it still follows the agent's turns (not after no prompt came, or a stop)."""
+        return not self._done.is_set()
+
     def submit(self, text: str, enter: bool = True) -> None:
         """Queue a follow-up; it is delivered when the agent's turn has ended."""
         with self.controller.stream.cond:
@@ -88,6 +102,12 @@ class TurnWatcher:
             self.controller.stream.cond.notify_all()
 
     def _run(self) -> None:
+        try:
+            self._follow()
+        finally:
+            self._done.set()
+
+    def _follow(self) -> None:
         try:
             if not self.resume:
                 self._wait_ready()
@@ -115,17 +135,58 @@ class TurnWatcher:
             self.report("idle", "luzia stopped following this agent's turns (internal error)")
 
     def _wait_ready(self) -> None:
+        """Wait for the agent's first prompt. A question it asks before (trust this folder?
+        use this key?) is reported as waiting for a person and answered by what they send."""
         deadline = time.monotonic() + self.profile.start_timeout
+        settled = False
         while True:
             seen = self.controller.stream.position
-            if self._prompt is None or self._prompt.search(self._tail()):
+            tail = self._tail()
+            if self._prompt is None or self._prompt.search(tail):
                 return
+            question = self._question(tail)
+            if question and not settled and not self._quiet_for(self.profile.quiet):
+                # A dialog still drawing may reset an early answer (Claude Code redraws its
+                # trust dialog); an animation above it (Codex) never lets the pane go quiet.
+                self._wait_quiet(self.profile.quiet, limit=ENTER_QUIET_LIMIT)
+                settled = True
+                continue
+            if question:
+                settled = False
+                answers = len(self._inputs)
+                self.report("idle", f"waiting for a person: {question}")
+                self._wait_answer(after=answers)
+                text, enter = self._inputs.pop()
+                self._deliver(text, enter)
+                self.report("running", "starting the agent")
+                self._wait_changed(tail, ANSWER_REDRAW_TIMEOUT)
+                deadline = time.monotonic() + self.profile.start_timeout
+                continue
             if time.monotonic() > deadline:
                 self.report(
                     "idle", f"the agent showed no prompt within {self.profile.start_timeout:g} s"
                 )
                 raise Stopped
             self._wait_output(after=seen, timeout=deadline - time.monotonic())
+
+    def _question(self, tail: str) -> str | None:
+        """The line of ``tail`` that holds one of the profile's questions, if any does."""
+        for question in self._questions:
+            if match := question.search(tail):
+                line = next((ln for ln in tail.splitlines() if match.group(0) in ln), "")
+                return (line or match.group(0)).strip()
+        return None
+
+    def _quiet_for(self, seconds: float) -> bool:
+        """Whether the pane has printed nothing for ``seconds``."""
+        return self.controller.stream.last_output_at + seconds <= time.monotonic()
+
+    def _wait_answer(self, after: int) -> None:
+        """Wait until a person has sent something (more than ``after`` inputs are queued)."""
+        with self.controller.stream.cond:
+            while len(self._inputs) <= after:
+                self._check()
+                self.controller.stream.cond.wait()
 
     def _wait_turn_end(self) -> tuple[str, int]:
         """Block until a turn has ended; return what a person should know about it.
@@ -137,12 +198,8 @@ class TurnWatcher:
             self._wait_quiet(self.profile.quiet)
             seen = self.controller.stream.position
             tail = self._tail()
-            for question in self._questions:
-                if match := question.search(tail):
-                    line = next(
-                        (ln for ln in tail.splitlines() if match.group(0) in ln), match.group(0)
-                    )
-                    return f"waiting for a person: {line.strip()}", seen
+            if question := self._question(tail):
+                return f"waiting for a person: {question}", seen
             busy = self._busy is not None and self._busy.search(tail)
             if not busy and (self._prompt is None or self._prompt.search(tail)):
                 return "waiting at its prompt", seen
@@ -167,7 +224,9 @@ class TurnWatcher:
         if text:
             self.controller.paste(text)
         for _ in range(1 + ENTER_RETRIES):
-            self._wait_quiet(max(self.profile.delay_enter, 0.05), from_now=True)
+            self._wait_quiet(
+                max(self.profile.delay_enter, 0.05), from_now=True, limit=ENTER_QUIET_LIMIT
+            )
             seen = self.controller.stream.position
             self.controller.send_key("Enter")
             if self._turn_started(seen, max(2.0, 4 * self.profile.delay_enter)):
@@ -198,18 +257,38 @@ class TurnWatcher:
         lines = [ln for ln in self.controller.capture_pane().splitlines() if ln.strip()]
         return "\n".join(lines[-TAIL_LINES:])
 
-    def _wait_quiet(self, seconds: float, *, from_now: bool = False) -> None:
+    def _wait_quiet(
+        self, seconds: float, *, from_now: bool = False, limit: float | None = None
+    ) -> None:
         """Wait until the pane printed nothing for ``seconds`` (counted from the last output,
-        or from now when ``from_now``, so that a delay is always honoured)."""
+        or from now when ``from_now``, so that a delay is always honoured), or ``limit``
+        seconds at most."""
         stream = self.controller.stream
-        start = time.monotonic() if from_now else 0.0
+        now = time.monotonic()
+        start = now if from_now else 0.0
+        give_up = None if limit is None else now + limit
         with stream.cond:
             while True:
                 self._check()
-                left = max(stream.last_output_at, start) + seconds - time.monotonic()
+                now = time.monotonic()
+                left = max(stream.last_output_at, start) + seconds - now
+                if give_up is not None:
+                    left = min(left, give_up - now)
                 if left <= 0:
                     return
                 stream.cond.wait(left)
+
+    def _wait_changed(self, tail: str, timeout: float) -> None:
+        """Wait until the bottom of the screen is no longer ``tail`` (``timeout`` at most).
+        Output alone does not show that an answer was taken: an animation above the question
+        prints on while the question is still drawn."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.controller.stream.position
+            left = deadline - time.monotonic()
+            if left <= 0 or self._tail() != tail:
+                return
+            self._wait_output(after=seen, timeout=left)
 
     def _wait_output_or_input(self, after: int) -> bool:
         """Wait for new output (False) or a queued follow-up (True)."""

@@ -1,8 +1,8 @@
 """Shared fixtures: both backends behind ``pane`` and ``backend``, workspaces, and a leak check.
 
 The suite runs in parallel (pytest-xdist workers: separate processes; ``-n 0`` runs it in one).
-Session fixtures are per worker: one that builds an image goes through
-``controllers.pytest_plugin.shared_image`` (built once on this host, under a lock, then reused),
+Session fixtures are per worker: one that builds an image builds it once on this host under a
+file lock and reuses it (``controllers.pytest_plugin.shared_image``, or as ``agents_image`` does),
 names what it creates with ``TEST_RUN_ID`` (unique per worker), and host-wide steps that must not
 overlap take ``host_lock``; tests that must not run at the same time share an ``xdist_group``.
 """
@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from controllers.pytest_plugin import TEST_RUN_ID
 from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.engine import Engine
-from luzia.jobs import Job, JobState
+from luzia.jobs import FINAL_STATES, Job, JobEvent, JobState
 from luzia.network import NETWORK_VAR
 
 
@@ -65,18 +64,30 @@ def workspace(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def agent_repo(tmp_path: Path) -> Path:
-    """A git repository on ``main`` holding the fake agent, committed."""
-    path = tmp_path / "repo"
+def git_repo(path: Path, files: dict[str, bytes]) -> Path:
+    """A git repository at ``path`` on ``main`` with ``files`` committed."""
     path.mkdir()
     git(path, "init", "-q", "-b", "main")
     git(path, "config", "user.email", "dev@example.com")
     git(path, "config", "user.name", "Dev")
-    shutil.copy(FAKE_AGENT, path / "fake-agent")
-    git(path, "add", "fake-agent")
+    for name, data in files.items():
+        (path / name).write_bytes(data)
+        (path / name).chmod(0o755 if data.startswith(b"#!") else 0o644)
+    git(path, "add", *files)
     git(path, "commit", "-q", "-m", "start")
     return path
+
+
+@pytest.fixture
+def agent_repo(tmp_path: Path) -> Path:
+    """A git repository on ``main`` holding the fake agent, committed."""
+    return git_repo(tmp_path / "repo", {"fake-agent": FAKE_AGENT.read_bytes()})
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository on ``main`` holding a README, committed (its real path)."""
+    return git_repo(tmp_path.resolve() / "repo", {"README": b"a project\n"})
 
 
 @pytest.fixture(params=BACKENDS)
@@ -88,6 +99,46 @@ def pane(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pane]:
     else:
         container: DockerTmuxController = request.getfixturevalue("agent_container")
         yield Pane(container, tmp_path / "workspace", "/workspace", "docker")
+
+
+def _agents_image_tag() -> str:
+    """A tag named after what goes into the image: the agents' pins and the code that builds it.
+
+    The same code and agents give the same tag, so the image (1.5 GB, about 25 s to build) is
+    built once and reused by later sessions, xdist workers and other checkouts at the same code.
+    """
+    import hashlib
+
+    import controllers.image
+    from tests.agent_bins import PINS
+
+    digest = hashlib.sha256(repr(sorted(PINS.items())).encode())
+    for source in sorted(Path(controllers.image.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return f"luzia-agent:test-agents-{digest.hexdigest()[:12]}"
+
+
+@pytest.fixture(scope="session")
+def agents_image(docker_engine: object) -> str:
+    """An image with the real Claude Code, Codex and aider (pinned, from tests/agent_bins.py),
+    built by ``luzia image build --agent ...``'s code once and then reused: its tag."""
+    import fcntl
+
+    from controllers.image import build_agent_image, image_agents
+    from tests.agent_bins import VERSIONS, agent_program, cache_dir
+
+    tag = os.environ.get("LUZIA_TEST_AGENTS_IMAGE") or _agents_image_tag()
+    if image_agents(tag) == VERSIONS:
+        return tag
+    programs = {name: agent_program(name) for name in VERSIONS}
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / ".agents-image.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel workers: one builds, the others wait
+        if image_agents(tag) != VERSIONS:
+            build_agent_image(
+                tag, method="offline", agents=[f"{n}={p}" for n, p in programs.items()]
+            )
+    return tag
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -185,6 +236,30 @@ def dispatcher(home: Path, engine: Engine) -> Iterator[ResponsiveDispatcher]:
     yield d
     d.clean(all=True)  # kills what still runs: through the engine, before it stops
     d.close()
+
+
+class Events:
+    """A job's events in order, one expectation at a time."""
+
+    def __init__(self, d: ResponsiveDispatcher, job_id: str) -> None:
+        self.stream = d.stream_status(job_id)
+
+    def until(self, pred: Callable[[JobEvent], bool], what: str) -> JobEvent:
+        """The first event from here on for which ``pred`` holds; fails if the job ends first."""
+        for event in self.stream:
+            if pred(event):
+                return event
+            assert event.state not in FINAL_STATES, f"ended before {what}: {event}"
+        raise AssertionError(f"the job ended before {what}")
+
+
+def idle(reason: str) -> Callable[[JobEvent], bool]:
+    """An ``idle`` event whose reason holds ``reason``."""
+    return lambda e: e.state is JobState.IDLE and reason in e.reason
+
+
+def running(e: JobEvent) -> bool:
+    return e.state is JobState.RUNNING
 
 
 def wait_state(d: ResponsiveDispatcher, job_id: str, state: JobState) -> None:

@@ -176,8 +176,9 @@ def test_dispatch_json_status_json_jobs_json_round_trip(tmp_path: Path) -> None:
     assert job["workdir"] == str(tmp_path)
 
     status = json.loads(ok("status", "--json", job["id"][:5]).stdout)
-    assert set(status) == JOB_KEYS | {"events"}
-    assert {k: v for k, v in status.items() if k != "events"} == job
+    assert set(status) == JOB_KEYS | {"container", "events"}
+    assert {k: v for k, v in status.items() if k not in ("container", "events")} == job
+    assert status["container"] is None  # a local job
     assert [set(event) for event in status["events"]] == [EVENT_KEYS]
     assert status["events"][0]["state"] == "queued"
 
@@ -191,7 +192,9 @@ def test_dispatch_reads_the_task_from_stdin() -> None:
     assert job["task"] == "echo from stdin\n"
 
 
-def test_dispatch_options_reach_the_job(tmp_path: Path) -> None:
+def test_dispatch_options_reach_the_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No engine answers, so the image (which does not exist) is not checked at dispatch.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     workdir = tmp_path / "w"
     workdir.mkdir()
     args = ["-p", "label", "-w", str(workdir), "--backend", "docker", "--image", "img:1"]
@@ -545,7 +548,7 @@ def test_image_build_reports_the_result(monkeypatch: pytest.MonkeyPatch) -> None
 
     calls: list[tuple[str, str]] = []
 
-    def fake_build(tag: str, method: str = "auto") -> BuildResult:
+    def fake_build(tag: str, method: str = "auto", agents: tuple[str, ...] = ()) -> BuildResult:
         calls.append((tag, method))
         return BuildResult(tag, "offline", 0.5, 14_000_000, "sha256:abc")
 
@@ -558,6 +561,7 @@ def test_image_build_reports_the_result(monkeypatch: pytest.MonkeyPatch) -> None
         "seconds": 0.5,
         "size_bytes": 14_000_000,
         "image_id": "sha256:abc",
+        "agents": {},
     }
     assert calls == [("luzia-agent:latest", "auto"), ("x:1", "offline")]
     assert run("image", "build", "--method", "magic").exit_code == 2
@@ -657,3 +661,19 @@ def test_send_from_stdin_drops_one_final_newline(monkeypatch: pytest.MonkeyPatch
     ok("send", job_id, "-", input="hello\n\n")
     ok("send", "--no-enter", job_id, "y")
     assert sent == [("hello\n", True), ("y", False)]
+
+
+def test_send_presses_named_keys_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = dispatch("cat")
+    sent: list[tuple[str, bool]] = []
+    monkeypatch.setattr(
+        ResponsiveDispatcher,
+        "send_input",
+        lambda self, job, text, enter=True: sent.append((text, enter)),
+    )
+    ok("send", job_id, "--key", "down", "-k", "Enter")
+    assert sent == [("\x1b[B", False), ("\r", False)]
+    one_error_line(run("send", job_id, "--key", "Hyper"), 2, "unknown key 'Hyper'")
+    one_error_line(run("send", job_id, "x", "--key", "Up"), 2, "not both")
+    one_error_line(run("send", job_id), 2, "missing TEXT")
+    assert len(sent) == 2

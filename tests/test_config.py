@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -43,11 +44,17 @@ def test_example_file_parses(tmp_path: Path) -> None:
     assert config.defaults.retention == 7 * 86400
     web = config.project("web")
     assert web.path == Path("~/src/web").expanduser()
-    assert web.agent == "claude -p {task}"
+    assert web.agent == "claude"
+    opus = config.agent_profile("claude-opus")
+    assert opus is not None and opus.kind == "claude" and opus.forward_env[0] == "ANTHROPIC_*"
+    assert opus.command_for("command").startswith("claude --model opus -p {task}")
+    assert re.search(opus.prompt or "", "\u276f\u00a0")
     assert web.env == {"NODE_ENV": "development", "PORT": "3000"}
     assert config.max_concurrent_for("web") == 1
     assert config.max_concurrent_for("scripts") == 2
     assert config.project("scripts").backend == "local"
+    assert (config.defaults.container.memory, web.container.memory) == ("2g", "4g")
+    assert (config.defaults.container.cpus, config.defaults.container.pids) == (2.0, 512)
 
 
 def test_relative_project_path_is_relative_to_the_file(tmp_path: Path) -> None:
@@ -133,3 +140,27 @@ def test_paths_follow_env_then_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("LUZIA_CONFIG", str(tmp_path / "c.toml"))
     assert luzia_home() == tmp_path / "home"
     assert config_path() == tmp_path / "c.toml"
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('command = "x"\nkind = "gpt"', "agents.a.kind must be one of claude, codex, aider"),
+        ('command = "x"\nexec_command = "x -p"', "agents.a.exec_command needs {task}"),
+        (
+            'command = "x {task}"\ndelivery = "argument"\nexec_command = "x {task}"',
+            'agents.a.exec_command is for a delivery = "prompt" profile',
+        ),
+        ('command = "x"\nforward_env = "KEY"', "agents.a.forward_env must be a list"),
+    ],
+)
+def test_bad_agent_keys_are_one_line(tmp_path: Path, table: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config.load(write(tmp_path, f"[agents.a]\n{table}\n"))
+    assert problem in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_profile_named_like_a_built_in_agent_is_that_kind(tmp_path: Path) -> None:
+    config = Config.load(write(tmp_path, '[agents.codex]\ncommand = "codex --model o4"\n'))
+    profile = config.agent_profile("codex")
+    assert profile is not None and profile.kind == "codex"

@@ -102,7 +102,11 @@ def test_bad_input_is_a_usage_error_and_records_nothing(
     assert list(dispatcher.store.jobs_root.iterdir()) == []
 
 
-def test_configured_project_supplies_its_settings(tmp_path: Path) -> None:
+def test_configured_project_supplies_its_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No engine answers, so the image (which does not exist) is not checked at dispatch.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     dispatcher = with_projects(tmp_path)
     job = dispatcher.get_status(dispatcher.dispatch_task("fix it", "web", env={"B": "call"}))
     assert (job.project, job.workdir, job.agent) == ("web", tmp_path / "web", "claude -p {task}")
@@ -158,7 +162,7 @@ def test_to_dict_is_json_with_iso_times(dispatcher: ResponsiveDispatcher) -> Non
     assert data["started_at"] is None and data["duration"] is None
     assert set(data) == {
         "id", "project", "state", "task", "backend", "mode", "agent", "workdir", "image",
-        "container_id", "tmux_target", "exit_code", "message", "env", "created_at",
+        "container_id", "tmux_target", "exit_code", "message", "env", "usage", "created_at",
         "started_at", "finished_at", "updated_at", "duration", "log_path", "job_dir",
     }  # fmt: skip
     [event] = dispatcher.store.events(job_id, after_seq=1)

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
@@ -16,7 +16,8 @@ from luzia.agents import BUILTIN_PROFILES
 from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.errors import UsageError
-from luzia.jobs import FINAL_STATES, JobEvent, JobState
+from luzia.jobs import JobState
+from tests.conftest import Events, idle
 
 AGENT_ENV = {
     "FAKE_AGENT_THINK": "0.2",
@@ -28,33 +29,32 @@ PROFILE = dataclasses.replace(
 """The built-in profile's patterns, with the agent run from the workspace."""
 
 
+ASKS_FIRST = dataclasses.replace(
+    PROFILE,
+    name="asks-first",
+    command="read -rp 'Trust the files in this folder? [y/n] ' a && [[ $a == y ]] "
+    "&& bash ./fake-agent",
+)
+"""An agent that asks a question before its first prompt, as Claude Code and Codex do."""
+
+NO_PROMPT = dataclasses.replace(
+    PROFILE, name="no-prompt", command="bash --norc", prompt="never shown", start_timeout=1
+)
+"""An agent whose prompt luzia does not recognise (a profile behind the agent's version)."""
+
+
 @pytest.fixture
 def dispatcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ResponsiveDispatcher]:
     monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
-    d = ResponsiveDispatcher(home=tmp_path / "home", config=Config(agents={"fake": PROFILE}))
+    d = ResponsiveDispatcher(
+        home=tmp_path / "home",
+        config=Config(agents={"fake": PROFILE, "asks-first": ASKS_FIRST, "no-prompt": NO_PROMPT}),
+    )
     engine = d.start_background_monitor()
     yield d
     d.clean(all=True)
     engine.stop()
     d.close()
-
-
-class Events:
-    """Reads a job's events in order, one expectation at a time."""
-
-    def __init__(self, d: ResponsiveDispatcher, job_id: str) -> None:
-        self.stream = d.stream_status(job_id)
-
-    def until(self, pred: Callable[[JobEvent], bool], what: str) -> JobEvent:
-        for event in self.stream:
-            if pred(event):
-                return event
-            assert event.state not in FINAL_STATES or pred(event), f"ended before {what}: {event}"
-        raise AssertionError(f"the job ended before {what}")
-
-
-def idle(reason: str) -> Callable[[JobEvent], bool]:
-    return lambda e: e.state is JobState.IDLE and reason in e.reason
 
 
 def test_interactive_session_with_follow_up_question_and_exit(
@@ -114,6 +114,37 @@ def test_interactive_session_with_follow_up_question_and_exit(
     assert not (agent_repo / "hello.txt").exists() and not (agent_repo / "second.txt").exists()
 
 
+def test_a_question_before_the_first_prompt_waits_for_a_person(
+    dispatcher: ResponsiveDispatcher, agent_repo: Path
+) -> None:
+    job_id = dispatcher.dispatch_task(
+        "edit trusted.txt: yes",
+        workdir=agent_repo,
+        backend="local",
+        agent="asks-first",
+        env=AGENT_ENV,
+    )
+    events = Events(dispatcher, job_id)
+    question = events.until(idle("waiting for a person"), "the start-up question")
+    assert "Trust the files in this folder? [y/n]" in question.reason
+    assert not (agent_repo / "trusted.txt").exists(), "the task went in before the answer"
+    dispatcher.send_input(job_id, "y")
+    events.until(idle("waiting at its prompt"), "the task's turn ended")
+    assert (agent_repo / "trusted.txt").read_text() == "yes\n"
+
+
+def test_input_reaches_an_agent_whose_prompt_never_showed(
+    dispatcher: ResponsiveDispatcher, agent_repo: Path
+) -> None:
+    """luzia stops following its turns, but what a person sends is typed, not dropped."""
+    job_id = dispatcher.dispatch_task("x", workdir=agent_repo, backend="local", agent="no-prompt")
+    Events(dispatcher, job_id).until(idle("showed no prompt within 1 s"), "giving up")
+    dispatcher.send_input(job_id, "echo typed > sent.txt; exit 3")
+    job = dispatcher.wait_for_job(job_id, timeout=30)
+    assert (job.state, job.exit_code) == (JobState.FAILED, 3)
+    assert (agent_repo / "sent.txt").read_text() == "typed\n"
+
+
 def test_question_answered_no_skips_the_edit(
     dispatcher: ResponsiveDispatcher, agent_repo: Path
 ) -> None:
@@ -151,5 +182,7 @@ def test_long_silent_stretch_is_not_a_turn_end(
 
 
 def test_command_mode_rejects_an_interactive_agent(dispatcher: ResponsiveDispatcher) -> None:
-    with pytest.raises(UsageError, match="is interactive; it cannot run in command mode"):
+    with pytest.raises(
+        UsageError, match="is interactive and has no exec_command; it cannot run in command mode"
+    ):
         dispatcher.dispatch_task("x", agent="fake", mode="command", workdir="/tmp")

@@ -182,6 +182,22 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         JobStore(tmp_path)
 
 
+def test_a_version_2_store_gains_usage(tmp_path: Path) -> None:
+    with JobStore(tmp_path) as store:
+        old = store.create_job("t", project=None, workdir=tmp_path)
+    con = sqlite3.connect(db_path(tmp_path))
+    con.execute("ALTER TABLE jobs DROP COLUMN usage")
+    con.execute("PRAGMA user_version = 2")
+    con.commit()
+    con.close()
+    with JobStore(tmp_path) as store:
+        assert store.get(old.id).usage == {}
+        usage = {"input_tokens": 120, "output_tokens": 30, "cost_usd": 0.0042}
+        store.transition(old.id, JobState.COMPLETED, "done", exit_code=0, usage=usage)
+        assert store.get(old.id).usage == usage
+        assert store.get(old.id).to_dict()["usage"] == usage
+
+
 def test_store_settings(store: JobStore) -> None:
     con = sqlite3.connect(db_path(store.home))
     assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)

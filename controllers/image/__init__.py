@@ -13,20 +13,27 @@ Two ways to get the same kind of image (tmux, bash, git, coreutils, a non-root `
 on an unreachable registry), else the offline path; the result says which one ran.
 
 One module per concept: ``host`` finds what the offline image takes from this host,
-``rootfs`` lays it out as a root filesystem, ``build`` turns that (or the Dockerfile) into an
-image. Command line: ``luzia image build [--tag T] [--method auto|offline|dockerfile]``.
+``rootfs`` lays it out as a root filesystem, ``agents`` adds Claude Code, Codex or aider from
+this host (``elf`` rewrites a relocated Python's run paths), ``build`` turns that (or the
+Dockerfile) into an image. Command line: ``luzia image build [--tag T]
+[--method auto|offline|dockerfile] [--agent claude|codex|aider[=PATH]]...``, ``luzia image ls``.
 """
 
 from controllers.errors import HostToolMissing, ImageBuildError
+from controllers.image.agents import AGENTS, HostAgent, find_agents
 from controllers.image.build import (
     AGENT_CONTEXT_DIR,
     BASE_IMAGE,
     DEFAULT_IMAGE,
     METHODS,
     BuildResult,
+    ImageInfo,
+    agent_images,
     build_agent_image,
     ensure_agent_image,
+    image_agents,
     image_exists,
+    image_labels,
 )
 from controllers.image.rootfs import (
     AGENT_HOME,
@@ -37,6 +44,7 @@ from controllers.image.rootfs import (
 )
 
 __all__ = [
+    "AGENTS",
     "AGENT_CONTEXT_DIR",
     "AGENT_HOME",
     "AGENT_UID",
@@ -44,12 +52,18 @@ __all__ = [
     "DEFAULT_IMAGE",
     "METHODS",
     "BuildResult",
+    "HostAgent",
     "HostToolMissing",
     "ImageBuildError",
+    "ImageInfo",
     "RootFS",
+    "agent_images",
     "assemble_rootfs",
     "build_agent_image",
     "ensure_agent_image",
+    "find_agents",
+    "image_agents",
     "image_exists",
+    "image_labels",
     "write_rootfs_tar",
 ]

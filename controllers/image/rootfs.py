@@ -69,6 +69,8 @@ class _Entry:
     target: str | None = None
     """Link target, verbatim (kind "symlink")."""
     size: int = 0
+    mtime: int = _MTIME
+    """Agents' trees keep the host's: Python checks its ``.pyc`` files against them."""
 
 
 class RootFS:
@@ -115,6 +117,15 @@ class RootFS:
     def add_text(self, path: str, text: str, mode: int = 0o644) -> None:
         data = text.encode()
         self._put(path, _Entry("file", mode=mode, data=data, size=len(data)))
+
+    def add_data(self, path: str, data: bytes, mode: int = 0o644, *, mtime: int = _MTIME) -> None:
+        self._put(path, _Entry("file", mode=mode, data=data, size=len(data), mtime=mtime))
+
+    def add_host_file_at(self, path: str, source: str, mode: int, *, mtime: int = _MTIME) -> None:
+        """Copy the host file ``source`` to another path in the image (agents are relocated)."""
+        size = os.stat(source).st_size
+        entry = _Entry("file", mode=mode & 0o777, source=source, size=size, mtime=mtime)
+        self._put(path, entry)
 
     def add_host_path(self, path: str) -> str:
         """Copy a host file (or bare dir) to the same path, links included; return its real path."""
@@ -171,12 +182,19 @@ class RootFS:
         """
         sizes = Counter(e.size for e in self._entries.values() if e.kind == "file")
         first_copy: dict[tuple[int, bytes], str] = {}
-        with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as tar:
             for path in sorted(self._entries):
                 entry = self._entries[path]
                 info = self._tarinfo(path, entry)
                 if entry.kind != "file":
                     tar.addfile(info)
+                    continue
+                if entry.data is None and sizes[entry.size] == 1:
+                    # Streamed, not read whole: agent binaries are hundreds of MB.
+                    assert entry.source is not None
+                    info.size = entry.size
+                    with open(entry.source, "rb") as f:
+                        tar.addfile(info, f)
                     continue
                 data = entry.data if entry.data is not None else _read(entry.source)
                 if sizes[entry.size] > 1:
@@ -192,7 +210,7 @@ class RootFS:
     @staticmethod
     def _tarinfo(path: str, entry: _Entry) -> tarfile.TarInfo:
         info = tarfile.TarInfo(path.lstrip("/"))
-        info.mtime = _MTIME
+        info.mtime = entry.mtime
         info.mode = entry.mode
         info.uid = info.gid = entry.uid
         info.uname = info.gname = "agent" if entry.uid == AGENT_UID else "root"

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from luzia.cli.app import App, json_option, pass_app
+from luzia.container_settings import check_cpus, check_pids
 from luzia.errors import UsageError
 from luzia.jobenv import check_name
 
@@ -93,15 +94,17 @@ def read_task(task: str) -> str:
 @click.option("--image", metavar="IMAGE", help="The container image. Default: the config's.")
 @click.option(
     "--agent",
-    metavar="CMD",
-    help="The agent command template; {task} becomes the shell-quoted task, e.g. "
-    "'claude -p {task}'. Default: the project's; unset, the task itself is a shell command.",
+    metavar="AGENT",
+    help="An agent profile (claude, codex, aider, or an [agents.NAME] of the config), or a "
+    "command template where {task} becomes the shell-quoted task, e.g. 'mytool {task}'. "
+    "Default: the project's; unset, the task itself is a shell command.",
 )
 @click.option(
     "--mode",
     type=click.Choice(["command", "interactive"]),
     default=None,
-    help="command: the job ends when the command does; interactive: an agent at its prompt. "
+    help="interactive: the agent at its prompt, the task pasted in, follow-ups with `luzia send`; "
+    "command: one run (e.g. claude -p), the job ends with it and takes the agent's own verdict. "
     'Default: what the agent is (a profile with delivery = "prompt" is interactive).',
 )
 @click.option(
@@ -126,7 +129,40 @@ def read_task(task: str) -> str:
     "--network",
     metavar="NAME",
     help="The container's network: bridge, none, host or a Docker network's name. Default: the "
-    "project's, else luzia's own (jobs cannot reach each other). Local jobs ignore it.",
+    "project's, else luzia's own (jobs cannot reach each other). Docker jobs only.",
+)
+@click.option(
+    "--mount",
+    "mounts",
+    multiple=True,
+    metavar="SRC:DST[:ro]",
+    help="Bind host path SRC (must exist) at DST in the container, read-only with :ro "
+    "(repeatable; added to the project's, replacing one at the same DST). DST is absolute and "
+    "not under /workspace, /luzia/job or /home/agent. Docker jobs only.",
+)
+@click.option(
+    "--memory",
+    metavar="SIZE",
+    help='The container\'s memory limit, e.g. "512m", "2g". Default: the project\'s, else 2g. '
+    "Docker jobs only.",
+)
+@click.option(
+    "--cpus",
+    metavar="N",
+    help="The CPUs the container may use, e.g. 1.5. Default: the project's, else no limit. "
+    "Docker jobs only.",
+)
+@click.option(
+    "--pids",
+    metavar="N",
+    help="The most processes the container may hold at once. Default: the project's, else 512. "
+    "Docker jobs only.",
+)
+@click.option(
+    "--user",
+    metavar="UID[:GID]",
+    help="The user the job runs as in its container, e.g. 1000:1000. Default: the project's, "
+    "else the workspace's owner. Docker jobs only.",
 )
 @click.option(
     "--wait",
@@ -154,6 +190,11 @@ def dispatch(
     env: tuple[str, ...],
     env_files: tuple[Path, ...],
     network: str | None,
+    mounts: tuple[str, ...],
+    memory: str | None,
+    cpus: str | None,
+    pids: str | None,
+    user: str | None,
     wait: bool,
     timeout: float | None,
     quiet: bool,
@@ -179,6 +220,11 @@ def dispatch(
         mode=mode,
         env=variables or None,
         network=network,
+        mounts=mounts,
+        memory=memory,
+        cpus=None if cpus is None else check_cpus(cpus),
+        pids=None if pids is None else check_pids(pids),
+        user=user,
     )
     dispatcher.ensure_engine()
     if wait:

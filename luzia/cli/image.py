@@ -1,8 +1,11 @@
-"""``luzia image build``: the agent image jobs run in, built offline or from the Dockerfile."""
+"""``luzia image build`` and ``image ls``: the agent images jobs run in, built offline (with the
+host's agents) or from the Dockerfile."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
+from typing import Any
 
 import click
 
@@ -30,14 +33,52 @@ def image() -> None:
     "docker build containers/agent; auto: the Dockerfile if its base image is here, else "
     "offline.",
 )
+@click.option(
+    "--agent",
+    "agents",
+    multiple=True,
+    metavar="NAME[=PATH]",
+    help="Add an agent from this host: claude, codex or aider (repeatable). Without =PATH the "
+    "program of that name on PATH; aider must be a virtualenv's script. Offline only.",
+)
 @json_option
 @pass_app
-def build(app: App, tag: str | None, method: str, as_json: bool) -> None:
-    """Build (or rebuild) the agent image: tmux, bash, git, coreutils, a non-root user."""
+def build(app: App, tag: str | None, method: str, agents: tuple[str, ...], as_json: bool) -> None:
+    """Build (or rebuild) the agent image: tmux, bash, git, coreutils, a non-root user, and
+    the agents asked for (each checked to run in the image)."""
     from controllers.image import build_agent_image
     from luzia.render import live_line, to_json
 
     tag = tag or app.config().defaults.image
-    with live_line(lambda: f"building {tag} ({method})", stderr=True):
-        result = build_agent_image(tag, method=method)
+    what = f"{tag} ({method}{', ' + ', '.join(agents) if agents else ''})"
+    with live_line(lambda: f"building {what}", stderr=True):
+        result = build_agent_image(tag, method=method, agents=agents)
     click.echo(to_json(dataclasses.asdict(result)) if as_json else result.summary())
+
+
+@image.command(name="ls")
+@json_option
+def list_images(as_json: bool) -> None:
+    """List luzia's agent images: tag, id, size, age, how built, which agents."""
+    from controllers.image import agent_images
+    from luzia.render import plain_table, to_json
+
+    images = agent_images()
+    if as_json:
+        click.echo(to_json([dataclasses.asdict(image) for image in images]))
+        return
+    if not images:
+        click.echo("no luzia images; build one with `luzia image build`", err=True)
+        return
+    rows: list[Any] = [
+        (
+            ", ".join(image.tags) or "<none>",
+            image.image_id.removeprefix("sha256:")[:12],
+            f"{image.size_bytes / 1e6:.0f} MB",
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(image.created)),
+            image.method,
+            " ".join(f"{name}={version}" for name, version in image.agents.items()) or "-",
+        )
+        for image in images
+    ]
+    click.echo(plain_table(("TAG", "ID", "SIZE", "CREATED", "METHOD", "AGENTS"), rows))

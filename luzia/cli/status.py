@@ -48,10 +48,22 @@ def show_job(app: App, job_id: str, as_json: bool) -> None:
     dispatcher = app.dispatcher()
     job = dispatcher.get_status(job_id)
     events = dispatcher.store.events(job.id)
+    container = container_view(job)
     if as_json:
-        click.echo(to_json({**job.to_dict(), "events": [event.to_dict() for event in events]}))
+        data = {**job.to_dict(), "container": container}
+        click.echo(to_json({**data, "events": [event.to_dict() for event in events]}))
     else:
-        print_job(job, events)
+        print_job(job, events, container)
+
+
+def container_view(job: Job) -> dict[str, Any] | None:
+    """A docker job's network, mounts, limits and user as dispatched (``None``: a local job)."""
+    from luzia.launch import read_launch
+
+    if job.backend == "local":
+        return None
+    launch = read_launch(job.job_dir)
+    return launch.container_view() if launch is not None else None
 
 
 def follow_job(app: App, job_id: str, as_json: bool) -> None:

@@ -1,16 +1,18 @@
-"""Agent profiles: how to start an agent, see that it is ready, hand it a task, see a turn end.
+"""An agent profile: how luzia starts an agent, sees it ready, hands it a task, sees a turn end.
 
 A job's ``agent`` is either a profile name (built in, or ``[agents.<name>]`` in the config)
 or a plain command template. A profile with ``delivery = "prompt"`` makes an interactive job:
 the agent starts in the pane, the task is pasted at its prompt, follow-ups come with
 ``luzia send``. With ``delivery = "argument"`` the task goes into ``{task}`` in the command and
-the job ends when the agent exits.
+the job ends when the agent exits. An interactive profile with an ``exec_command`` can run in
+command mode too (``--mode command``).
 
 Config (every key but ``command`` optional)::
 
     [agents.claude]
     command = "claude"                 # started in the workspace
     delivery = "prompt"                # "prompt" (interactive) | "argument" ({task} in command)
+    exec_command = "claude -p {task}"  # command mode for a "prompt" profile
     prompt = '(?m)^\\s*>\\s*$'         # regex: the agent is ready for input (on screen)
     busy = 'esc to interrupt'          # regex: still working, even if the prompt shows
     questions = ['Do you want to', '\\[y/n\\]']  # regexes: waiting for a person's answer
@@ -18,12 +20,15 @@ Config (every key but ``command`` optional)::
     quiet = 1.0                        # seconds without output that end a turn
     start_timeout = 60                 # seconds for the first prompt to appear
     secret_env = ["ANTHROPIC_*"]       # more names of secret variables (see luzia.jobenv)
+    forward_env = ["ANTHROPIC_API_KEY"]  # copied from the dispatching shell when set; secret
+    kind = "claude"                    # first-run state and outcome as for a built-in agent
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Delivery = Literal["prompt", "argument"]
 DELIVERIES: tuple[Delivery, ...] = ("prompt", "argument")
@@ -43,50 +48,34 @@ class AgentProfile:
     quiet: float = 0.5
     start_timeout: float = 60.0
     secret_env: tuple[str, ...] = field(default_factory=tuple)
+    exec_command: str | None = None
+    forward_env: tuple[str, ...] = field(default_factory=tuple)
+    kind: str | None = None
 
     @property
     def interactive(self) -> bool:
         return self.delivery == "prompt"
 
+    @property
+    def runs_commands(self) -> bool:
+        """Whether a job can run it in command mode (the task in its command line)."""
+        return not self.interactive or self.exec_command is not None
 
-BUILTIN_PROFILES: dict[str, AgentProfile] = {
-    profile.name: profile
-    for profile in (
-        AgentProfile(
-            name="claude",
-            command="claude",
-            prompt=r"(?m)^[│\s]*>\s",
-            busy=r"esc to interrupt",
-            questions=(r"Do you want to", "\u276f 1\\. Yes"),
-            delay_enter=0.5,
-            quiet=1.5,
-        ),
-        AgentProfile(
-            name="aider",
-            command="aider",
-            prompt=r"(?m)^> $",
-            questions=(r"\(Y\)es/\(N\)o",),
-            quiet=1.0,
-        ),
-        AgentProfile(
-            name="fake-agent",
-            command="fake-agent",
-            prompt=r"(?m)^>\s*$",
-            busy=r"esc to interrupt",
-            questions=(r"\[y/n\]\s*$",),
-            delay_enter=0.2,
-            quiet=0.3,
-        ),
-    )
-}
-"""Profiles for agents in the field; their patterns follow what those CLIs print today.
+    def command_for(self, mode: str) -> str:
+        """The command template a job in ``mode`` runs."""
+        if mode == "command" and self.interactive and self.exec_command is not None:
+            return self.exec_command
+        return self.command
 
-``capture-pane`` drops trailing spaces, so no pattern may require one at the end of a line.
-"""
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
-
-def resolve_profile(agent: str | None, configured: dict[str, AgentProfile]) -> AgentProfile | None:
-    """The profile ``agent`` names (config first, then built-in), or ``None`` for a command."""
-    if agent is None:
-        return None
-    return configured.get(agent) or BUILTIN_PROFILES.get(agent)
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> AgentProfile:
+        """The inverse of :meth:`to_dict` (JSON turned tuples into lists); unknown keys, from a
+        newer luzia, are dropped."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known
+        }
+        return cls(**values)

@@ -1,0 +1,187 @@
+"""Claude Code in luzia: its profile, its first-run HOME and its command-mode outcome.
+
+Follows Claude Code 2.1.332's screens. Its input line is U+276F and a no-break space; while it
+works the footer says ``esc to interrupt``; every choice it asks for (permission, trust, API
+key, bypass mode) ends with ``Enter to confirm`` or ``Esc to cancel``.
+
+A fresh HOME stops it on setup screens: without ``hasCompletedOnboarding`` it checks
+api.anthropic.com and exits ("Unable to connect to Anthropic services"); then it asks to trust
+the folder (default: No, exit), whether to use ``ANTHROPIC_API_KEY`` (default: No), and in
+bypass mode to confirm that and to switch to auto mode. :meth:`ClaudeKind.seed_home` answers
+each of those in the files where Claude Code keeps the answers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from luzia.agents.kind import (
+    AgentKind,
+    Outcome,
+    SeedContext,
+    copy_private,
+    plain_lines,
+)
+from luzia.agents.profile import AgentProfile
+from luzia.paths import write_private
+
+PROFILE = AgentProfile(
+    name="claude",
+    command="claude",
+    exec_command="claude -p {task} --output-format stream-json --verbose",
+    prompt="(?m)^\u276f\u00a0",
+    busy=r"esc to interrupt",
+    questions=(
+        r"(?m)^\s*Do you want to .*\?",
+        r"Yes, I trust this folder",
+        r"Make auto mode your default",
+        r"Yes, I accept",
+        "\u276f 1\\. Yes",
+        r"Enter to confirm",
+        r"Esc to cancel",
+    ),
+    delay_enter=0.5,
+    quiet=1.0,
+    forward_env=(
+        "ANTHROPIC_*",
+        "CLAUDE_CODE_*",
+        "DISABLE_AUTOUPDATER",
+        "DISABLE_TELEMETRY",
+        "DISABLE_ERROR_REPORTING",
+    ),
+    kind="claude",
+)
+"""``questions`` go from the most telling line to the generic footer: the first that matches
+names what the person is asked."""
+
+API_KEY_SUFFIX = 20
+"""Claude Code records an approved ``ANTHROPIC_API_KEY`` by its last 20 characters."""
+
+RESULT_KEY = re.compile(r'"type":\s*"result"')
+"""What marks the final record of ``--output-format stream-json``."""
+
+RECORD_LIMIT = 1 << 20
+"""How far before that mark the record's start is looked for."""
+
+COPIED = (".claude/.credentials.json", ".claude/CLAUDE.md")
+"""The user's own files a job's HOME gets as they are (a login, personal instructions)."""
+
+
+class ClaudeKind(AgentKind):
+    name = "claude"
+    program = "claude"
+    profile = PROFILE
+
+    def seed_home(self, home: Path, ctx: SeedContext) -> None:
+        """Onboarding done, the workspace trusted, bypass mode on and confirmed (the container
+        is the sandbox, also for root), the environment's API key approved, no start-up
+        animation (seconds of output before a task can be typed); the user's login and
+        settings copied in. An approved key is recorded only by its suffix, as Claude Code does
+        when a person says yes; with ``ANTHROPIC_AUTH_TOKEN`` nothing of it is written."""
+        for name in COPIED:
+            copy_private(ctx.user_home / name, home / name)
+        settings = _json_object(ctx.user_home / ".claude" / "settings.json")
+        permissions = settings.get("permissions")
+        settings["permissions"] = {
+            **(permissions if isinstance(permissions, dict) else {}),
+            "defaultMode": "bypassPermissions",
+        }
+        settings["skipDangerousModePermissionPrompt"] = True
+        env = settings.get("env")
+        # As root (a container run as the workspace's owner) bypass mode needs IS_SANDBOX.
+        settings["env"] = {**(env if isinstance(env, dict) else {}), "IS_SANDBOX": "1"}
+        settings.setdefault("prefersReducedMotion", True)  # its start-up animation delays input
+        _write_json(home / ".claude" / "settings.json", settings)
+
+        state: dict[str, Any] = {
+            "hasCompletedOnboarding": True,
+            "hasSeenAutoDefaultNudge": True,
+            "projects": {ctx.workspace: {"hasTrustDialogAccepted": True}},
+        }
+        account = _json_object(ctx.user_home / ".claude.json").get("oauthAccount")
+        if account is not None:
+            state["oauthAccount"] = account
+        key = ctx.env.get("ANTHROPIC_API_KEY")
+        if key:
+            state["customApiKeyResponses"] = {"approved": [key[-API_KEY_SUFFIX:]], "rejected": []}
+        _write_json(home / ".claude.json", state)
+
+    def outcome(self, log: str) -> Outcome | None:
+        """From the last ``{"type": "result", ...}`` record of ``--output-format stream-json``:
+        failed when it reports an error or a refused tool call (``-p`` exits 0 after those)."""
+        record = _last_result(log)
+        if record is None:
+            return None
+        usage = _usage(record)
+        text = str(record.get("result") or "").strip()
+        denials = record.get("permission_denials") or []
+        subtype = str(record.get("subtype") or "")
+        if record.get("is_error") or subtype.startswith("error"):
+            return Outcome(True, text or f"Claude Code stopped: {subtype or 'error'}", usage)
+        if denials:
+            refused = ", ".join(_denial(d) for d in denials)
+            return Outcome(True, f"Claude Code was refused permission: {refused}", usage)
+        return Outcome(False, text, usage)
+
+
+KIND = ClaudeKind()
+
+
+def _last_result(log: str) -> dict[str, Any] | None:
+    """The last whole result record, wherever the terminal log broke its line: the lines are
+    joined, and each ``{`` before the record's ``"type":"result"`` tried as its start."""
+    flat = "".join(plain_lines(log))
+    decoder = json.JSONDecoder()
+    for mark in reversed(list(RESULT_KEY.finditer(flat))):
+        brace = flat.rfind("{", 0, mark.start())
+        while brace >= 0 and mark.start() - brace < RECORD_LIMIT:
+            try:
+                value, _ = decoder.raw_decode(flat, brace)
+            except ValueError:
+                value = None
+            if isinstance(value, dict) and value.get("type") == "result":
+                return value
+            brace = flat.rfind("{", 0, brace)
+    return None
+
+
+def _usage(record: dict[str, Any]) -> dict[str, float]:
+    usage: dict[str, float] = {}
+    reported = record.get("usage")
+    if isinstance(reported, dict):
+        for key in ("input_tokens", "output_tokens"):
+            value = reported.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                usage[key] = float(value)
+    cost = record.get("total_cost_usd")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        usage["cost_usd"] = float(cost)
+    return usage
+
+
+def _denial(denial: object) -> str:
+    if not isinstance(denial, dict):
+        return str(denial)
+    tool = str(denial.get("tool_name") or "a tool")
+    given = denial.get("tool_input")
+    target = ""
+    if isinstance(given, dict):
+        target = str(given.get("file_path") or given.get("command") or given.get("path") or "")
+    return f"{tool} {target}".strip()
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in the user's file ``path``; empty when missing or not an object."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(path, json.dumps(value, indent=2).encode() + b"\n")

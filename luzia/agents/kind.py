@@ -1,0 +1,93 @@
+"""What luzia knows of one agent beyond how to drive its screen: the first-run state its HOME
+needs in a container, and how to read the outcome it reports itself in command mode.
+
+One module per agent (``claude``, ``codex``, ``aider``) defines a ``KIND``; a profile names
+its kind with ``kind = "claude"``, so a user's own ``[agents.NAME]`` can reuse one.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controllers.shell import strip_ansi
+from luzia.agents.profile import AgentProfile
+from luzia.paths import write_private
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an agent said of its own run: ``failed`` with ``message`` (its error, or its final
+    words), and ``usage`` as far as it reports it (``input_tokens``, ``output_tokens``,
+    ``cost_usd``)."""
+
+    failed: bool
+    message: str
+    usage: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SeedContext:
+    """What seeding a job's agent HOME may look at: the dispatching user's own HOME (config and
+    credentials are copied from there), the job's environment, and the workspace path the
+    agent sees."""
+
+    user_home: Path
+    env: Mapping[str, str]
+    workspace: str = "/workspace"
+
+
+class AgentKind(ABC):
+    """One agent's adapter. ``program`` is the executable ``luzia image build --agent`` adds."""
+
+    name: str
+    program: str
+    profile: AgentProfile
+
+    @abstractmethod
+    def seed_home(self, home: Path, ctx: SeedContext) -> None:
+        """Fill the empty per-job HOME ``home`` (a container's ``$HOME``): first-run state so
+        no setup screen appears, plus the user's own config and credentials, each file 0600."""
+
+    @abstractmethod
+    def outcome(self, log: str) -> Outcome | None:
+        """The agent's own final record in a command-mode job's ``log`` (terminal output: ANSI
+        escapes, ``\\r\\n``), or ``None`` when it left none."""
+
+
+def plain_lines(log: str) -> list[str]:
+    """A terminal log as lines of text: escape sequences and carriage returns removed."""
+    data = strip_ansi(log.encode("utf-8", "surrogateescape"))
+    return data.decode("utf-8", "replace").split("\n")
+
+
+def json_records(log: str) -> list[dict[str, Any]]:
+    """Every line of ``log`` that is a JSON object, in order (JSONL an agent printed)."""
+    records = []
+    for line in plain_lines(log):
+        text = line.strip()
+        if not text.startswith("{"):
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            records.append(value)
+    return records
+
+
+def copy_private(source: Path, target: Path) -> bool:
+    """Copy the user's file ``source`` (when it exists) to ``target``, readable by its owner
+    alone; never a link to the original. Returns whether there was one."""
+    try:
+        data = source.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(target, data)
+    return True

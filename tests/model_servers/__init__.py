@@ -1,0 +1,1 @@
+"""Scripted model servers for the agent conformance tests (see harness)."""
