@@ -49,6 +49,24 @@ def git(repo: Path, *args: str) -> str:
     ).stdout
 
 
+AGENT_CLI_GROUPS = {
+    "test_agent_aider": "agent-cli-1",
+    "test_agent_claude": "agent-cli-2",
+    "test_agent_codex": "agent-cli-2",
+    "test_image_agents": "agent-cli-1",
+}
+"""Modules that run the real agent CLIs, by xdist group: two groups, so at most two of these
+CPU-heavy tests (Node, Python start-ups) run at once, one a core; six at once on two cores
+pushed their 60 s waits over."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = AGENT_CLI_GROUPS.get(item.module.__name__.rpartition(".")[2] if item.module else "")
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """Each job backend in turn; for docker, the agent image is built first if missing."""
