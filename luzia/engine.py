@@ -411,8 +411,7 @@ class Engine:
         """
         notes = []
         killed = state is JobState.KILLED
-        drained = self._drain_log(live, job, code, killed, pane_gone)
-        if not drained and _disk_full(job.log_path):
+        if not self._drain_log(live, job, code, pane_gone, killed) and _disk_full(job.log_path):
             notes.append("log truncated: no space left on the device")
         with contextlib.suppress(LuziaError, OSError):
             self._backend(job).finished(job)
@@ -435,17 +434,17 @@ class Engine:
                 live.controller.detach()
 
     def _drain_log(
-        self, live: _Live | None, job: Job, code: int | None, killed: bool, pane_gone: bool
+        self, live: _Live | None, job: Job, code: int | None, pane_gone: bool, killed: bool
     ) -> bool:
         """Wait until the log holds everything the pane printed; False if it never will.
 
         The controller that started the pipe counted every byte it handed over and waits for
         the log to hold them (tmux drops what is unwritten when a pipe closes); an adopted
         pane's log is read for the final prompt instead. The long wait is for a slow ``cat``;
-        a dead one (the pane gone: a killed container) or a full disk gets the short one.
+        a dead one (the pane gone, or killed) or a full disk gets the short one.
         """
         if live is not None and live.controller.pipe_counted:
-            short = pane_gone or _disk_full(job.log_path)
+            short = pane_gone or killed or _disk_full(job.log_path)
             timeout = LOG_DRAIN_TIMEOUT if short else PIPE_DRAIN_TIMEOUT
             try:
                 live.controller.stop_pipe(timeout, size_of=lambda: log_size(job))
