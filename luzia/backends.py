@@ -9,9 +9,11 @@ comes back, so the result survives an engine that is not there to see it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
 from abc import ABC, abstractmethod
@@ -569,6 +571,9 @@ def _socket_of(job: Job) -> Path:
 
 
 def _kill_tmux_server(socket: Path) -> None:
+    """End the tmux server of ``socket``, and any tmux process started for it: an engine killed
+    while its client was starting the server leaves one whose socket is not made yet, or was
+    removed as stale meanwhile, which ``kill-server`` cannot reach."""
     if socket.exists():
         subprocess.run(
             ["tmux", "-S", str(socket), "kill-server"],
@@ -576,6 +581,28 @@ def _kill_tmux_server(socket: Path) -> None:
             check=False,
             timeout=10,
         )
+    for pid in _tmux_pids(socket):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _tmux_pids(socket: Path) -> list[int]:
+    """Our processes whose command line names ``socket`` after ``-S`` (its server, clients)."""
+    uid, wanted = os.getuid(), os.fsencode(socket)
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{name}").st_uid != uid:
+                continue
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if any(a == b"-S" and b == wanted for a, b in itertools.pairwise(argv)):
+            found.append(int(name))
+    return found
 
 
 def _owner(user: str) -> tuple[int, int]:

@@ -327,7 +327,7 @@ class Engine:
                 return
             if self._drop_live(job_id) is None:
                 return  # another look decided first
-            self._end(live, job, verdict.exit_code, verdict.reason)
+            self._end(live, job, verdict.exit_code, verdict.reason, pane_gone=bool(evidence.gone))
         except (LuziaError, OSError) as exc:
             log.warning("job %s: could not look at it (%s); trying again", job_id, exc)
             self._reconnect.add(job_id)
@@ -401,15 +401,17 @@ class Engine:
         reason: str,
         *,
         state: JobState | None = None,
+        pane_gone: bool = False,
     ) -> None:
         """Drain the log, end what the job left behind, snapshot its workspace, record the end.
 
         The job is final in the store only once all of that is done: whoever waits for it can
-        read the whole log and act on the workspace at once.
+        read the whole log and act on the workspace at once. ``pane_gone``: its container or
+        tmux server is gone, and with it the ``cat`` that writes the log.
         """
         notes = []
         killed = state is JobState.KILLED
-        if not self._drain_log(live, job, code, killed) and _disk_full(job.log_path):
+        if not self._drain_log(live, job, code, pane_gone, killed) and _disk_full(job.log_path):
             notes.append("log truncated: no space left on the device")
         with contextlib.suppress(LuziaError, OSError):
             self._backend(job).finished(job)
@@ -431,15 +433,19 @@ class Engine:
             with contextlib.suppress(ControllerError):
                 live.controller.detach()
 
-    def _drain_log(self, live: _Live | None, job: Job, code: int | None, killed: bool) -> bool:
+    def _drain_log(
+        self, live: _Live | None, job: Job, code: int | None, pane_gone: bool, killed: bool
+    ) -> bool:
         """Wait until the log holds everything the pane printed; False if it never will.
 
         The controller that started the pipe counted every byte it handed over and waits for
         the log to hold them (tmux drops what is unwritten when a pipe closes); an adopted
-        pane's log is read for the final prompt instead.
+        pane's log is read for the final prompt instead. The long wait is for a slow ``cat``;
+        a dead one (the pane gone, or killed) or a full disk gets the short one.
         """
         if live is not None and live.controller.pipe_counted:
-            timeout = LOG_DRAIN_TIMEOUT if _disk_full(job.log_path) else PIPE_DRAIN_TIMEOUT
+            short = pane_gone or killed or _disk_full(job.log_path)
+            timeout = LOG_DRAIN_TIMEOUT if short else PIPE_DRAIN_TIMEOUT
             try:
                 live.controller.stop_pipe(timeout, size_of=lambda: log_size(job))
                 return True

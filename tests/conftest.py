@@ -1,4 +1,11 @@
-"""Shared fixtures: both backends behind ``pane`` and ``backend``, workspaces, and a leak check."""
+"""Shared fixtures: both backends behind ``pane`` and ``backend``, workspaces, and a leak check.
+
+The suite runs in parallel (pytest-xdist workers: separate processes; ``-n 0`` runs it in one).
+Session fixtures are per worker: one that builds an image goes through
+``controllers.pytest_plugin.shared_image`` (built once on this host, under a lock, then reused),
+names what it creates with ``TEST_RUN_ID`` (unique per worker), and host-wide steps that must not
+overlap take ``host_lock``; tests that must not run at the same time share an ``xdist_group``.
+"""
 
 from __future__ import annotations
 

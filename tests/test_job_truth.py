@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from luzia.agents import AgentProfile
+from luzia.backends import local_socket
 from luzia.config import Config, Defaults
 from luzia.control import EngineRefused
 from luzia.daemon import engine_status, start_engine, stop_engine
@@ -100,6 +101,20 @@ def test_a_removed_container_is_named(
     assert f"container {container_id[:12]} exited (137)" in (job.message or "")
 
 
+def tmux_processes(home: Path) -> list[str]:
+    """The command lines of live tmux processes on ``home``'s job sockets (none once cleaned)."""
+    prefix = str(local_socket(home, "")).removesuffix(".sock")
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{name}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "tmux" in argv[0] and any(arg.startswith(prefix) for arg in argv):
+            found.append(" ".join(argv))
+    return found
+
+
 @pytest.mark.parametrize("when", ["first-starting", "half-running"])
 def test_engine_killed_in_a_start_burst_loses_and_repeats_nothing(
     home: Path, workspace: Path, backend: str, when: str
@@ -137,6 +152,7 @@ def test_engine_killed_in_a_start_burst_loses_and_repeats_nothing(
         runs = sorted(int(line) for line in (workspace / "runs.txt").read_text().split())
         assert runs == list(range(20)), "a job ran twice or never"
         d.clean(all=True)
+        assert not tmux_processes(home), "a tmux server of a job outlived its cleaning"
         if backend == "docker":
             import docker
 
@@ -156,6 +172,7 @@ def test_engine_killed_in_a_start_burst_loses_and_repeats_nothing(
                 container.remove(force=True)
 
 
+@pytest.mark.timeout(600)  # 100 jobs in a row: well over the default on a loaded 2-core machine
 def test_revert_right_after_wait_never_takes_a_persons_edit(home: Path, agent_repo: Path) -> None:
     """The job is final only once its post snapshot exists: an edit right after is the person's."""
     d = ResponsiveDispatcher(home=home, config=Config())

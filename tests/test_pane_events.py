@@ -132,7 +132,9 @@ def test_a_marker_printed_by_a_program_is_only_a_claim(pane: Pane) -> None:
     """
     c = pane.controller
     got = listen(c)
-    start_foreground(c, "sh -c \"printf '\\033]7767;luzia;P;5\\007'; exec sleep 30\"")
+    # sh stays in the foreground (no ``exec``): while a program execs, tmux reads no name for it
+    # and reports the pane's shell, ``bash``, so the check below would race the exec.
+    start_foreground(c, "sh -c \"printf '\\033]7767;luzia;P;5\\007'; sleep 30; :\"")
     assert got.wait_for(CommandEnded).status == 5
     assert c.current_command() != "bash", "the program still runs"
     c.interrupt(wait=10)

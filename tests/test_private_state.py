@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from controllers.pytest_plugin import in_ci
+from controllers.pytest_plugin import host_lock, in_ci
 from luzia.paths import home_tag
 
 SCRIPT = shutil.which("luzia") or str(Path(sys.executable).parent / "luzia")
@@ -74,16 +74,18 @@ def make_user() -> Iterator[Callable[[], User]]:
 
     def make() -> User:
         name = f"luzia-test-{secrets.token_hex(3)}"
-        subprocess.run(
-            ["useradd", "-M", "-s", "/usr/sbin/nologin", name], check=True, capture_output=True
-        )
+        with host_lock("useradd"):  # parallel workers' useradd would race for /etc/passwd's lock
+            subprocess.run(
+                ["useradd", "-M", "-s", "/usr/sbin/nologin", name], check=True, capture_output=True
+            )
         made.append(name)
         entry = pwd.getpwnam(name)
         return User(name, entry.pw_uid, entry.pw_gid)
 
     yield make
     for name in made:
-        subprocess.run(["userdel", name], check=True, capture_output=True)
+        with host_lock("useradd"):
+            subprocess.run(["userdel", name], check=True, capture_output=True)
 
 
 @pytest.fixture
