@@ -14,8 +14,7 @@ import shutil
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from controllers.image.agents import AGENTS, agents_in
-from controllers.image.build import DEFAULT_IMAGE
+from luzia.agents import KINDS
 
 if TYPE_CHECKING:
     from luzia.agents import AgentProfile
@@ -34,7 +33,7 @@ def needed_agent(agent: str | None, profile: AgentProfile | None) -> str | None:
     """The agent (``claude``, ``codex``, ``aider``) a job runs: its profile's kind, else the
     program its command starts; None for anything else (a plain command, a custom tool)."""
     kind = profile.kind if profile is not None else None
-    if kind in AGENTS:
+    if kind in KINDS:
         return kind
     command = profile.command if profile is not None else agent
     if not command:
@@ -44,11 +43,13 @@ def needed_agent(agent: str | None, profile: AgentProfile | None) -> str | None:
     except ValueError:
         words = command.split()
     program = os.path.basename(words[0]) if words else ""
-    return program if program in AGENTS else None
+    return program if program in KINDS else None
 
 
 def build_command(tag: str, agents: Iterable[str]) -> str:
     """The ``luzia image build`` line that makes ``tag`` with ``agents``."""
+    from controllers.image.build import DEFAULT_IMAGE
+
     words = ["luzia image build"]
     if tag != DEFAULT_IMAGE:
         words.append(f"--tag {shlex.quote(tag)}")
@@ -64,6 +65,9 @@ def image_problem(
     agent is built on first use. An image luzia did not build (no ``luzia.image=agent`` label)
     is taken on trust.
     """
+    from controllers.image.agents import agents_in
+    from controllers.image.build import DEFAULT_IMAGE
+
     if labels is None:
         if tag == DEFAULT_IMAGE and agent is None:
             return None
@@ -81,6 +85,8 @@ def check_dispatch(tag: str, agent: str | None) -> str | None:
     """For dispatch: the refusal for a docker job, or None. No Docker call at all for luzia's
     default image without an agent; none either when no engine answers (starting the job will
     say so); else one image inspect."""
+    from controllers.image.build import DEFAULT_IMAGE
+
     if tag == DEFAULT_IMAGE and agent is None:
         return None
     from controllers.engine_probe import image_labels as probe_labels

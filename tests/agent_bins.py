@@ -26,6 +26,11 @@ PINS: dict[str, tuple[str, str]] = {
 }
 """agent -> (PyPI project, version)."""
 
+AGENT_WAIT = 300.0
+"""The longest a conformance test waits for a real agent's run to end: aider starting in a
+container takes 6-10 s alone, ~30 s beside two CPU hogs and five other test workers, more
+when its 700 MB are first read from disk. A bound against hangs, not a speed check."""
+
 VERSIONS = {"claude": "2.1.332", "codex": "0.147.0", "aider": "0.86.2"}
 """What each pinned program reports as its own version."""
 

@@ -20,10 +20,12 @@ from luzia.agents.aider import FLAGS, KIND, PRICES
 from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import Backend, JobState
-from tests.agent_bins import agent_program
+from tests.agent_bins import AGENT_WAIT, agent_program
 from tests.conftest import Events, idle
 from tests.model_servers import openai_chat
 from tests.model_servers.harness import Server
+
+pytestmark = pytest.mark.timeout(2 * AGENT_WAIT)  # real agents under load: see AGENT_WAIT
 
 # A log as tmux's pipe-pane writes it: colours, \r\n, the spinner drawn over with \b and \r.
 FAILED_LOG = (
@@ -284,7 +286,7 @@ def test_command_mode_writes_the_file_and_completes(
         mode="command",
         env=where.env,
     )
-    job = dispatcher.wait_for_job(job_id, timeout=60)
+    job = dispatcher.wait_for_job(job_id, timeout=AGENT_WAIT)
     assert job.state is JobState.COMPLETED, (job, dispatcher.read_log(job_id, plain=True))
     assert (agent_repo / "made.txt").read_text() == "made by aider\n"
     assert "+made by aider" in dispatcher.diff_job(job_id)
@@ -303,7 +305,7 @@ def test_command_mode_api_error_fails_with_its_message(
         mode="command",
         env=where.env,
     )
-    job = dispatcher.wait_for_job(job_id, timeout=60)
+    job = dispatcher.wait_for_job(job_id, timeout=AGENT_WAIT)
     assert job.state is JobState.FAILED, (job, dispatcher.read_log(job_id, plain=True))
     assert "scripted failure: the task asked for it" in (job.message or "")
 

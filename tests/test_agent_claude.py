@@ -16,10 +16,12 @@ from luzia.agents.claude import KIND
 from luzia.agents.kind import SeedContext
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import JobState
-from tests.agent_bins import agent_program
+from tests.agent_bins import AGENT_WAIT, agent_program
 from tests.conftest import Events, idle, running
 from tests.model_servers import anthropic
 from tests.model_servers.harness import Server
+
+pytestmark = pytest.mark.timeout(2 * AGENT_WAIT)  # real agents under load: see AGENT_WAIT
 
 KEY = "sk-ant-test-0123456789abcdefghijKLMNOPQRST"
 
@@ -195,13 +197,13 @@ def log_tail(d: ResponsiveDispatcher, job_id: str) -> str:
 
 def command_mode_outcomes(d: ResponsiveDispatcher, repo: Path, **dispatch: object) -> None:
     done = d.dispatch_task("write notes/a.txt hello from claude", workdir=repo, **dispatch)  # type: ignore[arg-type]
-    job = d.wait_for_job(done, timeout=60)
+    job = d.wait_for_job(done, timeout=AGENT_WAIT)
     assert job.state is JobState.COMPLETED, (job.message, log_tail(d, done))
     assert (repo / "notes" / "a.txt").read_text() == "hello from claude"
     assert job.usage.get("output_tokens", 0) > 0
 
     failing = d.dispatch_task("please fail", workdir=repo, **dispatch)  # type: ignore[arg-type]
-    job = d.wait_for_job(failing, timeout=60)
+    job = d.wait_for_job(failing, timeout=AGENT_WAIT)
     assert job.state is JobState.FAILED
     assert job.message is not None and "scripted failure" in job.message
 
@@ -238,7 +240,7 @@ def test_local_command_mode_refused_write_is_a_failure(
     job_id = dispatcher.dispatch_task(
         "write a.txt x", workdir=repo, backend="local", agent="claude", mode="command", env=env
     )
-    job = dispatcher.wait_for_job(job_id, timeout=60)
+    job = dispatcher.wait_for_job(job_id, timeout=AGENT_WAIT)
     assert job.state is JobState.FAILED
     assert job.message is not None and f"Write {repo}/a.txt" in job.message
     assert not (repo / "a.txt").exists()

@@ -22,10 +22,12 @@ from luzia.agents import SeedContext
 from luzia.agents.codex import KIND, PROFILE, dump_toml, exec_outcome
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import JobState
-from tests.agent_bins import agent_program
+from tests.agent_bins import AGENT_WAIT, agent_program
 from tests.conftest import Events, idle
 from tests.model_servers import openai_responses
 from tests.model_servers.harness import Server
+
+pytestmark = pytest.mark.timeout(2 * AGENT_WAIT)  # real agents under load: see AGENT_WAIT
 
 
 @pytest.fixture
@@ -365,7 +367,7 @@ def test_local_command_mode_completes(
     job_id = dispatcher.dispatch_task(
         "write first.txt one", workdir=repo, backend="local", agent="codex", mode="command", env=env
     )
-    job = dispatcher.wait_for_job(job_id, timeout=60)
+    job = dispatcher.wait_for_job(job_id, timeout=AGENT_WAIT)
     assert (job.state, job.exit_code) == (JobState.COMPLETED, 0), job
     assert (repo / "first.txt").read_text() == "one\n"
 
@@ -377,7 +379,7 @@ def test_local_command_mode_fails_with_the_agents_message(
     job_id = dispatcher.dispatch_task(
         "please fail", workdir=repo, backend="local", agent="codex", mode="command", env=env
     )
-    job = dispatcher.wait_for_job(job_id, timeout=60)
+    job = dispatcher.wait_for_job(job_id, timeout=AGENT_WAIT)
     assert job.state is JobState.FAILED
     assert "scripted failure: the task asked for it" in (job.message or "")
 
@@ -440,7 +442,7 @@ def test_docker_command_mode_with_openai_base_url(
         )
         for task in ("write first.txt one", "please fail")
     ]
-    done, failed = (dispatcher.wait_for_job(job_id, timeout=60) for job_id in ids)
+    done, failed = (dispatcher.wait_for_job(job_id, timeout=AGENT_WAIT) for job_id in ids)
     assert (done.state, done.exit_code) == (JobState.COMPLETED, 0), done
     assert (repo / "first.txt").read_text() == "one\n"
     assert failed.state is JobState.FAILED

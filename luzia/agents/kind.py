@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controllers.shell import strip_ansi
 from luzia.agents.profile import AgentProfile
 from luzia.paths import write_private
 
@@ -61,6 +60,8 @@ class AgentKind(ABC):
 
 def plain_lines(log: str) -> list[str]:
     """A terminal log as lines of text: escape sequences and carriage returns removed."""
+    from controllers.shell import strip_ansi  # here: dispatch imports the kinds, not this
+
     data = strip_ansi(log.encode("utf-8", "surrogateescape"))
     return data.decode("utf-8", "replace").split("\n")
 
