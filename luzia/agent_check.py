@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING
 
 from luzia.agents import KINDS
 
+AGENTS = frozenset(KINDS)
+"""The agents an image can hold: the built-in kinds (``luzia image build --agent NAME``)."""
+
 if TYPE_CHECKING:
     from luzia.agents import AgentProfile
 
@@ -33,7 +36,7 @@ def needed_agent(agent: str | None, profile: AgentProfile | None) -> str | None:
     """The agent (``claude``, ``codex``, ``aider``) a job runs: its profile's kind, else the
     program its command starts; None for anything else (a plain command, a custom tool)."""
     kind = profile.kind if profile is not None else None
-    if kind in KINDS:
+    if kind in AGENTS:
         return kind
     command = profile.command if profile is not None else agent
     if not command:
@@ -43,7 +46,7 @@ def needed_agent(agent: str | None, profile: AgentProfile | None) -> str | None:
     except ValueError:
         words = command.split()
     program = os.path.basename(words[0]) if words else ""
-    return program if program in KINDS else None
+    return program if program in AGENTS else None
 
 
 def build_command(tag: str, agents: Iterable[str]) -> str:
