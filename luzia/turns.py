@@ -35,6 +35,11 @@ ANSWER_REDRAW_TIMEOUT = 2.0
 """Longest wait for the bottom of the screen to change after a start-up question's answer;
 still the same then, the answer was not taken and the question is reported again."""
 
+QUESTION_SETTLE = 0.7
+"""Quiet that shows a start-up question is drawn for good before it is reported: Claude Code
+redraws its trust dialog ~0.6 s after first drawing it, and the redraw resets an answer given
+sooner. Short of a second, so a person hears of the question within one."""
+
 ENTER_QUIET_LIMIT = 2.0
 """Longest wait for a quiet screen before an Enter: an animation (Codex's welcome screen) never
 stops printing, and the Enter must go in all the same."""
@@ -145,10 +150,11 @@ class TurnWatcher:
             if self._prompt is None or self._prompt.search(tail):
                 return
             question = self._question(tail)
-            if question and not settled and not self._quiet_for(self.profile.quiet):
+            settle = min(self.profile.quiet, QUESTION_SETTLE)
+            if question and not settled and not self._quiet_for(settle):
                 # A dialog still drawing may reset an early answer (Claude Code redraws its
                 # trust dialog); an animation above it (Codex) never lets the pane go quiet.
-                self._wait_quiet(self.profile.quiet, limit=ENTER_QUIET_LIMIT)
+                self._wait_quiet(settle, limit=ENTER_QUIET_LIMIT)
                 settled = True
                 continue
             if question:
