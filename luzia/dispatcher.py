@@ -33,6 +33,7 @@ from luzia.jobs import (
     FINAL_STATES,
     MODES,
     Backend,
+    FeedEvent,
     Job,
     JobEvent,
     JobState,
@@ -49,6 +50,11 @@ if TYPE_CHECKING:
 
 MAX_TASK_BYTES = 1024 * 1024
 """The largest task accepted (UTF-8 bytes): far beyond any prompt, small enough to paste."""
+
+_FEED_BATCH = 500
+"""Events read from the store at once by ``stream_events`` (``JobStore.feed``'s default)."""
+
+_LIVE_STATES = [state.value for state in JobState if state not in FINAL_STATES]
 
 DEFAULT_POLL = 0.02
 """Seconds between two looks at the store's change counter while waiting (a pragma, no query)."""
@@ -253,6 +259,47 @@ class ResponsiveDispatcher:
             else:
                 self.store.get(job_id)
             self._wait_for_change(counter, None, poll)
+
+    def stream_events(
+        self,
+        *,
+        follow: bool = False,
+        since: float | None = None,
+        job_ids: Sequence[str] | None = None,
+        project: str | None = None,
+        poll: float = DEFAULT_POLL,
+    ) -> Iterator[FeedEvent]:
+        """Every job's state changes, oldest first, in the order the store recorded them.
+
+        Only those of ``job_ids`` (ids or unique prefixes, checked before the first event:
+        ``JobNotFound``), or of ``project``, or recorded at ``since`` (unix time) or later.
+        Without ``follow`` it ends with the last event recorded; with it, it goes on yielding
+        new events as any process records them (within ``poll`` seconds), each exactly once,
+        until the caller stops, or, given ``job_ids``, until every one of them has ended.
+        """
+        ids = None
+        if job_ids is not None:
+            ids = list(dict.fromkeys(self.store.resolve(job_id).id for job_id in job_ids))
+        cursor = 0
+        while True:
+            counter = self.store.change_counter()
+            ended = follow and ids is not None and self._all_ended(ids)
+            head = self.store.last_event_num()
+            while cursor < head:
+                batch = self.store.feed(
+                    cursor, head, job_ids=ids, project=project, since=since, limit=_FEED_BATCH
+                )
+                yield from batch
+                cursor = batch[-1].num if len(batch) == _FEED_BATCH else head
+            since = None  # caught up: from here on every new event counts
+            if not follow or ended:
+                return
+            self._wait_for_change(counter, None, poll)
+
+    def _all_ended(self, job_ids: Sequence[str]) -> bool:
+        """Whether every job is final (or removed): a feed of them alone has nothing to come."""
+        live = {job.id for job in self.store.list(state=_LIVE_STATES)}
+        return live.isdisjoint(job_ids)
 
     def _wait_for_change(self, counter: int, deadline: float | None, poll: float) -> bool:
         """Sleep in ``poll`` steps until the store changes (True) or the deadline passes (False)."""

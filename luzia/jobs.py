@@ -153,3 +153,16 @@ class JobEvent:
             "state": str(self.state),
             "reason": self.reason,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent(JobEvent):
+    """An event read from the feed of every job's events (``luzia events``): its job's
+    ``project`` too, and ``num``, its place in the order the store recorded all events."""
+
+    project: str | None = None
+    num: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """``JobEvent.to_dict`` plus ``project``."""
+        return {**JobEvent.to_dict(self), "project": self.project}

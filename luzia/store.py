@@ -19,7 +19,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from luzia.jobs import (
     BACKENDS,
     FINAL_STATES,
     Backend,
+    FeedEvent,
     Job,
     JobEvent,
     JobState,
@@ -47,9 +48,23 @@ from luzia.paths import (
     write_private,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: the first. 2: ``jobs.env`` holds ``null`` for a secret variable's value (``luzia.jobenv``);
-moving a version-1 store to 2 blanks the secret values it held for jobs past ``queued``."""
+moving a version-1 store to 2 blanks the secret values it held for jobs past ``queued``.
+3: ``jobs.usage``. 4: ``job_events.num``, one sequence over every job's events in commit order
+(``JobStore.feed``); an older store's events are numbered by time."""
+
+_EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
+        num INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at REAL NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        UNIQUE (job_id, seq)
+    )"""
+"""Events; ``num`` (never reused: ``AUTOINCREMENT``) grows in commit order, since every write
+holds the one write lock from its start (``BEGIN IMMEDIATE``)."""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -77,14 +92,7 @@ _SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state)",
     "CREATE INDEX IF NOT EXISTS jobs_by_project ON jobs (project)",
-    """CREATE TABLE IF NOT EXISTS job_events (
-        job_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        at REAL NOT NULL,
-        state TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        PRIMARY KEY (job_id, seq)
-    ) WITHOUT ROWID""",
+    _EVENTS_TABLE.format(name="job_events"),
 )
 
 _COLUMNS = (
@@ -199,6 +207,9 @@ class JobStore:
             columns = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
             if "usage" not in columns:  # version 3: what an agent reported it used
                 con.execute("ALTER TABLE jobs ADD COLUMN usage TEXT")
+            event_columns = {row[1] for row in con.execute("PRAGMA table_info(job_events)")}
+            if "num" not in event_columns:  # version 4: one order over all jobs' events
+                _number_events(con)
             if found < SCHEMA_VERSION:
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             con.execute("COMMIT")
@@ -496,6 +507,50 @@ class JobStore:
         )
         return [JobEvent(job_id, seq, at, _STATES[state], why) for seq, at, state, why in rows]
 
+    def last_event_num(self) -> int:
+        """The ``num`` of the newest event recorded (0 for none): where a feed starts from now."""
+        rows = self._read("SELECT max(num) FROM job_events")
+        return int(rows[0][0] or 0)
+
+    def feed(
+        self,
+        after: int,
+        upto: int,
+        *,
+        job_ids: Sequence[str] | None = None,
+        project: str | None = None,
+        since: float | None = None,
+        limit: int = 500,
+    ) -> builtins.list[FeedEvent]:
+        """Every job's events with ``after < num <= upto`` in the order they were recorded, at
+        most ``limit``: of ``job_ids`` only, or of one ``project``, or recorded at ``since`` or
+        later.
+
+        Every event up to ``last_event_num()`` is committed when that returns (writes take the
+        one write lock in turn), so reading from there on never misses one.
+        """
+        where = ["e.num > ?", "e.num <= ?"]
+        params: builtins.list[object] = [after, upto]
+        if job_ids is not None:
+            where.append(f"e.job_id IN ({', '.join('?' * len(job_ids))})")
+            params.extend(job_ids)
+        if project is not None:
+            where.append("j.project = ?")
+            params.append(project)
+        if since is not None:
+            where.append("e.at >= ?")
+            params.append(since)
+        rows = self._read(
+            "SELECT e.num, e.job_id, e.seq, e.at, e.state, e.reason, j.project "
+            "FROM job_events e JOIN jobs j ON j.id = e.job_id "
+            f"WHERE {' AND '.join(where)} ORDER BY e.num LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            FeedEvent(job_id, seq, at, _STATES[state], why, project=proj, num=num)
+            for num, job_id, seq, at, state, why, proj in rows
+        ]
+
     def delete(self, job_id: str) -> None:
         """Remove the job's row, its events and its directory, whatever its state.
 
@@ -529,6 +584,17 @@ class JobStore:
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
         return int(version) + int(self._local.writes)
+
+
+def _number_events(con: sqlite3.Connection) -> None:
+    """Version 3 -> 4: rebuild ``job_events`` with ``num``, numbering the old events by time."""
+    con.execute(_EVENTS_TABLE.format(name="job_events_numbered"))
+    con.execute(
+        "INSERT INTO job_events_numbered (job_id, seq, at, state, reason) "
+        "SELECT job_id, seq, at, state, reason FROM job_events ORDER BY at, job_id, seq"
+    )
+    con.execute("DROP TABLE job_events")
+    con.execute("ALTER TABLE job_events_numbered RENAME TO job_events")
 
 
 def _forget_secret_values(con: sqlite3.Connection) -> None:

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "jobs": "luzia.cli.jobs",
     "logs": "luzia.cli.logs",
     "wait": "luzia.cli.wait",
+    "events": "luzia.cli.events",
     "attach": "luzia.cli.attach",
     "send": "luzia.cli.send",
     "kill": "luzia.cli.kill",
