@@ -145,7 +145,11 @@ class JobStore:
             make_private_dir(self.home, parents=True)
             make_private_dir(self.jobs_root)
             # SQLite makes luzia.db-wal and -shm with the mode of luzia.db: 0600 all three.
-            open(self._db, "ab", opener=private_opener).close()
+            # Only when missing: closing any descriptor of the file drops every POSIX lock this
+            # process holds on it, so another store's connections here would look gone to other
+            # processes, whose last close then deletes the WAL under them ("disk I/O error").
+            if not self._db.exists():
+                open(self._db, "ab", opener=private_opener).close()
         except FileExistsError as exc:
             raise self._unwritable("a file, not a directory, is in the way") from exc
         except OSError as exc:
