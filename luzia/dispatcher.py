@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -268,7 +268,7 @@ class ResponsiveDispatcher:
         job_ids: Sequence[str] | None = None,
         project: str | None = None,
         poll: float = DEFAULT_POLL,
-    ) -> Iterator[FeedEvent]:
+    ) -> Generator[FeedEvent, None, None]:
         """Every job's state changes, oldest first, in the order the store recorded them.
 
         Only those of ``job_ids`` (ids or unique prefixes, checked before the first event:

@@ -308,3 +308,48 @@ def test_new_ids_are_well_formed() -> None:
     ids = {new_job_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == ID_LENGTH and set(i) <= set(ALPHABET) for i in ids)
+
+
+OLD_EVENTS = """CREATE TABLE job_events (
+    job_id TEXT NOT NULL, seq INTEGER NOT NULL, at REAL NOT NULL, state TEXT NOT NULL,
+    reason TEXT NOT NULL, PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID"""
+
+
+def test_a_version_3_store_numbers_its_events_by_time(tmp_path: Path) -> None:
+    with JobStore(tmp_path) as store:
+        first = store.create_job("a", project="p", workdir=tmp_path)
+        second = store.create_job("b", project=None, workdir=tmp_path)
+        store.transition(first.id, JobState.RUNNING, "late")
+    con = sqlite3.connect(db_path(tmp_path), isolation_level=None)
+    rows = con.execute("SELECT job_id, seq, at, state, reason FROM job_events").fetchall()
+    con.execute("DROP TABLE job_events")
+    con.execute(OLD_EVENTS)
+    con.executemany("INSERT INTO job_events VALUES (?, ?, ?, ?, ?)", rows[::-1])
+    con.execute("PRAGMA user_version = 3")
+    con.close()
+    with JobStore(tmp_path) as store:
+        head = store.last_event_num()
+        feed = store.feed(0, head)
+        assert [(e.job_id, e.seq, e.num) for e in feed] == [
+            (first.id, 1, 1),
+            (second.id, 1, 2),
+            (first.id, 2, 3),
+        ]
+        assert [e.project for e in feed] == ["p", None, "p"]
+        store.transition(second.id, JobState.RUNNING, "after the move")
+        assert [(e.job_id, e.num) for e in store.feed(head, store.last_event_num())] == [
+            (second.id, 4)
+        ]
+    con = sqlite3.connect(db_path(tmp_path))
+    assert con.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    con.close()
+
+
+def test_event_numbers_are_never_reused(store: JobStore, tmp_path: Path) -> None:
+    kept = store.create_job("a", project=None, workdir=tmp_path)
+    gone = store.create_job("b", project=None, workdir=tmp_path)
+    head = store.last_event_num()
+    store.delete(gone.id)
+    store.transition(kept.id, JobState.RUNNING, "on")
+    assert [e.num for e in store.feed(head, store.last_event_num())] == [head + 1]
