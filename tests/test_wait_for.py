@@ -61,6 +61,19 @@ def test_wait_until_idle_then_until_input(
     assert dispatcher.wait_for_job(job_id, timeout=BOUND, until="idle") == job
 
 
+def test_a_wait_for_idle_right_after_send_waits_for_the_new_turn(
+    dispatcher: ResponsiveDispatcher, agent_repo: Path
+) -> None:
+    """Not the idle of the turn before: send records the job running before it returns."""
+    job_id = _agent(dispatcher, agent_repo, "edit a.txt: one")
+    dispatcher.wait_for_job(job_id, timeout=BOUND, until="idle")
+    for turn in range(3):
+        dispatcher.send_input(job_id, f"think 0.5\nedit b.txt: {turn}")
+        job = dispatcher.wait_for_job(job_id, timeout=BOUND, until="idle")
+        assert job.message == "waiting at its prompt"
+        assert (agent_repo / "b.txt").read_text().splitlines()[-1] == str(turn)
+
+
 def test_wait_until_input_returns_a_job_that_ended_without_asking(
     dispatcher: ResponsiveDispatcher, agent_repo: Path
 ) -> None:
