@@ -43,6 +43,7 @@ from luzia.launch import LAUNCH_FILE, Launch
 from luzia.network import job_network
 from luzia.paths import luzia_home
 from luzia.store import JobStore
+from luzia.until import check_until, reached
 
 if TYPE_CHECKING:
     from luzia.backends import Backend as JobBackend
@@ -223,19 +224,28 @@ class ResponsiveDispatcher:
         return self.store.list(project=project, state=state, limit=limit)
 
     def wait_for_job(
-        self, job_id: str, timeout: float | None = None, *, poll: float = DEFAULT_POLL
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        *,
+        until: str = "end",
+        poll: float = DEFAULT_POLL,
     ) -> Job:
         """Block until the job is final and return it; ``WaitTimeout`` after ``timeout`` seconds.
 
-        Any process may finish the job: the wait watches the store's change counter, so it
-        notices within ``poll`` seconds and reads the job only when something changed.
+        ``until="idle"`` returns as soon as its turn has ended (at its prompt, or asking),
+        ``until="input"`` as soon as it waits for a person's answer; either returns a job that
+        ended first too (see ``luzia.until``). Any process may change the job: the wait watches
+        the store's change counter, so it notices within ``poll`` seconds and reads the job only
+        when something changed.
         """
+        goal = check_until(until)
         job = self.store.resolve(job_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             counter = self.store.change_counter()
             job = self.store.get(job.id)
-            if job.state in FINAL_STATES:
+            if reached(job, goal):
                 return job
             if not self._wait_for_change(counter, deadline, poll):
                 raise WaitTimeout(job, timeout or 0.0)

@@ -81,6 +81,9 @@ START_WORKERS = 8
 """Jobs started at once: container starts are I/O bound, mostly waiting on the Docker Engine."""
 
 START_TIMEOUT = 30.0
+
+SEND_RECORD_TIMEOUT = 2.0
+"""Longest a `send` waits for its ``running`` to be recorded before it answers."""
 """Longest wait for a new pane's shell to show its prompt."""
 
 
@@ -266,6 +269,10 @@ class Engine:
             raise UsageError(f"cannot send input to job {job.id}: it is {job.state}, no pane yet")
         if live.turns is not None and live.turns.following:
             live.turns.submit(text, enter)
+            # Recorded before the answer, behind every turn report already queued: a
+            # `luzia send` then `luzia wait --for idle` never sees the turn before it as idle.
+            self._events.put(("running", job.id, "input sent; the agent takes it next"))
+            self._flush_events(SEND_RECORD_TIMEOUT)
             return
         try:  # a plain command, or an agent luzia no longer follows: type it into the pane
             if text:
@@ -277,8 +284,16 @@ class Engine:
 
     # -- events --
 
+    def _flush_events(self, timeout: float) -> None:
+        """Wait until the event thread has handled everything queued before this call."""
+        done = threading.Event()
+        self._events.put(("flush", "", done))
+        done.wait(timeout)
+
     def _handle(self, kind: str, job_id: str, detail: Any) -> None:
-        if kind == "wake":
+        if kind == "flush":
+            detail.set()
+        elif kind == "wake":
             self._schedule()
         elif kind == "started":
             self._record_running(job_id)

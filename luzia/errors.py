@@ -63,7 +63,7 @@ class StoreError(LuziaError):
 
 
 class WaitTimeout(LuziaError, TimeoutError):
-    """A job did not reach a final state in time; it keeps running."""
+    """A job did not reach a final state (or the state waited for) in time; it keeps running."""
 
     def __init__(self, job: Job, timeout: float) -> None:
         super().__init__(f"job {job.id} is still {job.state} after {timeout:g} s")

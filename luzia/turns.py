@@ -18,6 +18,7 @@ from collections.abc import Callable
 from controllers.controller import TmuxController
 from controllers.errors import ControllerError, InvalidInput, TmuxCommandError
 from luzia.agents import AgentProfile
+from luzia.until import QUESTION_PREFIX
 
 log = logging.getLogger("luzia.turns")
 
@@ -160,7 +161,7 @@ class TurnWatcher:
             if question:
                 settled = False
                 answers = len(self._inputs)
-                self.report("idle", f"waiting for a person: {question}")
+                self.report("idle", f"{QUESTION_PREFIX}{question}")
                 self._wait_answer(after=answers)
                 text, enter = self._inputs.pop()
                 self._deliver(text, enter)
@@ -205,7 +206,7 @@ class TurnWatcher:
             seen = self.controller.stream.position
             tail = self._tail()
             if question := self._question(tail):
-                return f"waiting for a person: {question}", seen
+                return f"{QUESTION_PREFIX}{question}", seen
             busy = self._busy is not None and self._busy.search(tail)
             if not busy and (self._prompt is None or self._prompt.search(tail)):
                 return "waiting at its prompt", seen
