@@ -92,6 +92,8 @@ class Defaults:
     """The network of docker jobs (``luzia.network``); ``None``: luzia's own."""
     container: ContainerSettings = field(default_factory=ContainerSettings)
     """Docker jobs' mounts, limits and user (``luzia.container_settings``)."""
+    on_state: str | None = None
+    """A shell command run when a job needs a person or ends (``luzia.notify``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,8 @@ class ProjectConfig:
     secret_env: tuple[str, ...] = ()
     container: ContainerSettings = field(default_factory=ContainerSettings)
     """Over ``Defaults.container`` for this project's docker jobs."""
+    on_state: str | None = None
+    """Over ``Defaults.on_state`` for this project's jobs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +168,12 @@ class Config:
         except KeyError:
             where = str(self.path) if self.path is not None else str(config_path())
             raise ProjectNotFound(name, list(self.projects), where) from None
+
+    def on_state_for(self, project: str | None) -> str | None:
+        """The command run when a job of ``project`` needs a person or ends, if any."""
+        settings = self.projects.get(project) if project is not None else None
+        own = settings.on_state if settings is not None else None
+        return own or self.defaults.on_state
 
     def max_concurrent_for(self, project: str | None) -> int | None:
         """How many jobs of ``project`` may run at once (``None``: only the global limit)."""
@@ -420,6 +430,7 @@ class _Reader:
             "retention",
             "secret_env",
             "network",
+            "on_state",
             *CONTAINER_KEYS,
         )
         table = self.table(value, keys, known)
@@ -433,6 +444,7 @@ class _Reader:
             secret_env=self.patterns(table, keys),
             network=self.network(table, keys),
             container=self.container(table, keys),
+            on_state=self.text(table, keys, "on_state"),
         )
 
     def project(self, name: str, value: object) -> ProjectConfig:
@@ -447,6 +459,7 @@ class _Reader:
             "env",
             "commit",
             "secret_env",
+            "on_state",
             *CONTAINER_KEYS,
         )
         table = self.table(value, keys, known)
@@ -473,6 +486,7 @@ class _Reader:
             commit=self.commit(table, keys),
             secret_env=self.patterns(table, keys),
             container=container,
+            on_state=self.text(table, keys, "on_state"),
         )
 
     def commit(

@@ -58,6 +58,7 @@ from luzia.errors import LuziaError, StoreError, UsageError
 from luzia.joblog import read_log
 from luzia.jobs import ACTIVE_STATES, FINAL_STATES, Job, JobState
 from luzia.launch import read_launch
+from luzia.notify import run_on_state
 from luzia.store import JobStore
 from luzia.turns import TurnWatcher
 from luzia.verdict import Evidence, decide
@@ -303,7 +304,7 @@ class Engine:
             with self._live_lock:
                 live = self._live.get(job_id)
             if live is not None and job_id not in self._killing:
-                self.store.transition(job_id, JobState(kind), str(detail))
+                self._told(self.store.transition(job_id, JobState(kind), str(detail)))
 
     def _record_running(self, job_id: str) -> None:
         with self._live_lock:
@@ -486,7 +487,14 @@ class Engine:
         self._unrecorded.pop(job.id, None)
         self._events.put(("wake", "", None))
         if recorded.state is end.state:
+            self._told(recorded)
             self._after_job(job, end.exit_code)
+
+    def _told(self, job: Job) -> None:
+        """Run the user's ``on_state`` command for the state ``job`` is now in, if it has one."""
+        command = self.config.on_state_for(job.project)
+        if command is not None:
+            run_on_state(command, job)
 
     def _after_job(self, job: Job, code: int | None) -> None:
         """If the project asks for it, commit the job's change."""
