@@ -189,7 +189,8 @@ def _span(seconds: float | None) -> str:
 def wait(
     app: App, job_ids: tuple[str, ...], timeout: float | None, goal: str, as_json: bool
 ) -> None:
-    """Wait until each JOB has ended, then exit with its exit code.
+    """Wait until each JOB has ended (or, with --for, its turn ended or it asks a person), then
+    exit with its exit code.
 
     completed exits 0, failed exits with the job's own exit code (1 if it has none), killed
     exits 137; for several jobs, the first non-zero one in the order given. A timeout exits
