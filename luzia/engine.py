@@ -82,10 +82,10 @@ START_WORKERS = 8
 """Jobs started at once: container starts are I/O bound, mostly waiting on the Docker Engine."""
 
 START_TIMEOUT = 30.0
+"""Longest wait for a new pane's shell to show its prompt."""
 
 SEND_RECORD_TIMEOUT = 2.0
 """Longest a `send` waits for its ``running`` to be recorded before it answers."""
-"""Longest wait for a new pane's shell to show its prompt."""
 
 
 @dataclass
