@@ -151,10 +151,10 @@ class TurnWatcher:
             if self._prompt is None or self._prompt.search(tail):
                 return
             question = self._question(tail)
-            settle = min(self.profile.quiet, QUESTION_SETTLE)
-            if question and not settled and not self._quiet_for(settle):
+            if question and not settled:
                 # A dialog still drawing may reset an early answer (Claude Code redraws its
                 # trust dialog); an animation above it (Codex) never lets the pane go quiet.
+                settle = min(self.profile.quiet, QUESTION_SETTLE)
                 self._wait_quiet(settle, limit=ENTER_QUIET_LIMIT)
                 settled = True
                 continue
@@ -183,10 +183,6 @@ class TurnWatcher:
                 line = next((ln for ln in tail.splitlines() if match.group(0) in ln), "")
                 return (line or match.group(0)).strip()
         return None
-
-    def _quiet_for(self, seconds: float) -> bool:
-        """Whether the pane has printed nothing for ``seconds``."""
-        return self.controller.stream.last_output_at + seconds <= time.monotonic()
 
     def _wait_answer(self, after: int) -> None:
         """Wait until a person has sent something (more than ``after`` inputs are queued)."""
