@@ -43,6 +43,7 @@ from luzia.proctree import (
     TAG_VAR,
     alive_local,
     end_local,
+    process_ids,
     reaper_argv,
     reaper_setup,
 )
@@ -588,20 +589,16 @@ def _kill_tmux_server(socket: Path) -> None:
 
 def _tmux_pids(socket: Path) -> list[int]:
     """Our processes whose command line names ``socket`` after ``-S`` (its server, clients)."""
-    uid, wanted = os.getuid(), os.fsencode(socket)
+    wanted = os.fsencode(socket)
     found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    for pid in process_ids(owner=os.getuid()):
         try:
-            if os.stat(f"/proc/{name}").st_uid != uid:
-                continue
-            with open(f"/proc/{name}/cmdline", "rb") as f:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
         except OSError:  # gone meanwhile
             continue
         if any(a == b"-S" and b == wanted for a, b in itertools.pairwise(argv)):
-            found.append(int(name))
+            found.append(pid)
     return found
 
 

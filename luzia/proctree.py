@@ -21,6 +21,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from luzia.errors import BackendError
@@ -108,6 +109,21 @@ def reaper_argv(action: str, tag: str, pgroup: str, grace: float = KILL_GRACE) -
     return ["bash", "-c", reaper_setup(grace) + calls[action], "luzia-reaper", tag, pgroup]
 
 
+def process_ids(owner: int | None = None) -> Iterator[int]:
+    """The processes on this host (``/proc``), only ``owner``'s when given; one that ends
+    meanwhile is skipped."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        if owner is not None:
+            try:
+                if os.stat(f"/proc/{name}").st_uid != owner:
+                    continue
+            except OSError:
+                continue
+        yield int(name)
+
+
 def job_pids(tag: str, pgroup: str = "") -> list[int]:
     """The live processes of the job on this host, by the rule ``luzia_scan`` applies in bash
     (tag in the environment, or the recorded group and session); Python reads ``/proc`` about
@@ -118,24 +134,21 @@ def job_pids(tag: str, pgroup: str = "") -> list[int]:
         group_session = []
     needle = f"{TAG_VAR}={tag}".encode()
     mine, parent = os.getpid(), os.getppid()
-    uid = os.getuid()
     found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) in (mine, parent):
+    for pid in process_ids(owner=os.getuid() or None):  # root: every user's
+        if pid in (mine, parent):
             continue
         try:
-            if uid and os.stat(f"/proc/{name}").st_uid != uid:
-                continue
-            with open(f"/proc/{name}/stat", "rb") as f:
+            with open(f"/proc/{pid}/stat", "rb") as f:
                 fields = f.read().rpartition(b")")[2].split()
             if not fields or fields[0] in (b"Z", b"X"):
                 continue
             if [field.decode() for field in fields[2:4]] == group_session:
-                found.append(int(name))
+                found.append(pid)
                 continue
-            with open(f"/proc/{name}/environ", "rb") as f:
+            with open(f"/proc/{pid}/environ", "rb") as f:
                 if needle in f.read().split(b"\0"):
-                    found.append(int(name))
+                    found.append(pid)
         except OSError:  # gone meanwhile, or not ours to read
             continue
     return found
