@@ -13,14 +13,20 @@ the job and make ``luzia commit`` refuse.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from pathlib import Path
 
-from luzia.agents.kind import AgentKind, Outcome, SeedContext, copy_private, plain_lines
+from luzia.agents.kind import (
+    AgentKind,
+    Outcome,
+    SeedContext,
+    copy_private,
+    plain_lines,
+    read_json_object,
+    write_private_json,
+)
 from luzia.agents.profile import AgentProfile
-from luzia.paths import write_private
 
 FLAGS = (
     "--no-check-update --no-show-release-notes --no-analytics --no-show-model-warnings"
@@ -93,12 +99,12 @@ class AiderKind(AgentKind):
             ctx.user_home / ".aider" / "oauth-keys.env", home / ".aider" / "oauth-keys.env"
         )
         analytics = {"uuid": str(uuid.uuid4()), "permanently_disable": True, "asked_opt_in": True}
-        _write_json(home / ".aider" / "analytics.json", analytics)
-        if not _nonempty_json(ctx.user_home / PRICES) or not copy_private(
+        write_private_json(home / ".aider" / "analytics.json", analytics)
+        if not read_json_object(ctx.user_home / PRICES) or not copy_private(
             ctx.user_home / PRICES, home / PRICES
         ):
             # Any entry will do: aider then takes model data from litellm's bundled list.
-            _write_json(home / PRICES, {"luzia-offline": {}})
+            write_private_json(home / PRICES, {"luzia-offline": {}})
 
     def outcome(self, log: str) -> Outcome | None:
         """aider's last API error when nothing followed it but retries, else its usage lines.
@@ -157,18 +163,6 @@ def _count(text: str) -> float:
     """aider's token counts: ``596``, ``2.5k``, ``12k``, ``1.2M``."""
     scale = {"k": 1e3, "M": 1e6}.get(text[-1], 1.0)
     return round(float(text.rstrip("kM")) * scale)
-
-
-def _nonempty_json(path: Path) -> bool:
-    try:
-        return bool(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return False
-
-
-def _write_json(path: Path, value: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_private(path, json.dumps(value, indent=4).encode())
 
 
 KIND = AiderKind()

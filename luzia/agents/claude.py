@@ -24,9 +24,10 @@ from luzia.agents.kind import (
     SeedContext,
     copy_private,
     plain_lines,
+    read_json_object,
+    write_private_json,
 )
 from luzia.agents.profile import AgentProfile
-from luzia.paths import write_private
 
 PROFILE = AgentProfile(
     name="claude",
@@ -83,7 +84,7 @@ class ClaudeKind(AgentKind):
         when a person says yes; with ``ANTHROPIC_AUTH_TOKEN`` nothing of it is written."""
         for name in COPIED:
             copy_private(ctx.user_home / name, home / name)
-        settings = _json_object(ctx.user_home / ".claude" / "settings.json")
+        settings = read_json_object(ctx.user_home / ".claude" / "settings.json")
         permissions = settings.get("permissions")
         settings["permissions"] = {
             **(permissions if isinstance(permissions, dict) else {}),
@@ -94,20 +95,20 @@ class ClaudeKind(AgentKind):
         # As root (a container run as the workspace's owner) bypass mode needs IS_SANDBOX.
         settings["env"] = {**(env if isinstance(env, dict) else {}), "IS_SANDBOX": "1"}
         settings.setdefault("prefersReducedMotion", True)  # its start-up animation delays input
-        _write_json(home / ".claude" / "settings.json", settings)
+        write_private_json(home / ".claude" / "settings.json", settings)
 
         state: dict[str, Any] = {
             "hasCompletedOnboarding": True,
             "hasSeenAutoDefaultNudge": True,
             "projects": {ctx.workspace: {"hasTrustDialogAccepted": True}},
         }
-        account = _json_object(ctx.user_home / ".claude.json").get("oauthAccount")
+        account = read_json_object(ctx.user_home / ".claude.json").get("oauthAccount")
         if account is not None:
             state["oauthAccount"] = account
         key = ctx.env.get("ANTHROPIC_API_KEY")
         if key:
             state["customApiKeyResponses"] = {"approved": [key[-API_KEY_SUFFIX:]], "rejected": []}
-        _write_json(home / ".claude.json", state)
+        write_private_json(home / ".claude.json", state)
 
     def outcome(self, log: str) -> Outcome | None:
         """From the last ``{"type": "result", ...}`` record of ``--output-format stream-json``:
@@ -171,17 +172,3 @@ def _denial(denial: object) -> str:
     if isinstance(given, dict):
         target = str(given.get("file_path") or given.get("command") or given.get("path") or "")
     return f"{tool} {target}".strip()
-
-
-def _json_object(path: Path) -> dict[str, Any]:
-    """The JSON object in the user's file ``path``; empty when missing or not an object."""
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_private(path, json.dumps(value, indent=2).encode() + b"\n")

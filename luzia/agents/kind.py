@@ -92,3 +92,19 @@ def copy_private(source: Path, target: Path) -> bool:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(target, data)
     return True
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in the user's file ``path``; empty when missing, unreadable or not an
+    object (the agent would complain of it itself)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def write_private_json(path: Path, value: object) -> None:
+    """Write ``value`` as JSON to ``path`` in a job's HOME, readable by its owner alone."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(path, json.dumps(value, indent=2).encode() + b"\n")
