@@ -249,16 +249,18 @@ def check_agents(client: docker.DockerClient | None, config: Config | None) -> l
             continue
         try:
             from controllers.image import image_labels
+            from controllers.image.agents import agents_in
 
             labels = image_labels(tag, client)
         except Exception as exc:
             checks.append(Check(name, "warn", f"cannot inspect {tag}: {_first_line(exc)}", None))
             continue
         problem = image_problem(labels, tag, agent)
+        version = agents_in(labels).get(agent)
         if problem is not None:
             checks.append(Check(name, "fail", problem[0], problem[1]))
-        elif labels is not None and labels.get(f"luzia.agent.{agent}"):
-            checks.append(Check(name, "ok", f"{agent} {labels[f'luzia.agent.{agent}']} in {tag}"))
+        elif version:
+            checks.append(Check(name, "ok", f"{agent} {version} in {tag}"))
         else:
             checks.append(Check(name, "warn", f"{tag} was not built by luzia: not checked", None))
     return checks
