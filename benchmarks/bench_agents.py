@@ -37,7 +37,6 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -75,6 +74,7 @@ if str(ROOT) not in sys.path:
 from tests.agent_bins import VERSIONS, agent_program  # noqa: E402
 from tests.model_servers import anthropic, openai_chat, openai_responses  # noqa: E402
 from tests.model_servers.harness import Server  # noqa: E402
+from tests.support import CLAUDE_KEY, claude_env, git_repo  # noqa: E402
 
 AGENTS = ("claude", "codex", "aider")
 BACKENDS: tuple[Backend, ...] = ("local", "docker")
@@ -91,7 +91,6 @@ FAKE = dataclasses.replace(
 """The baseline agent, as tests/test_interactive.py configures it: run from the workspace."""
 FAKE_ENV = {"FAKE_AGENT_THINK": "0.2", "FAKE_AGENT_DROP_FAST_ENTER": "1"}
 
-CLAUDE_KEY = "sk-ant-test-0123456789abcdefghijKLMNOPQRST"
 CODEX_MODEL = "gpt-5.5"
 """A model Codex 0.147 knows (tests/test_agent_codex.py): no model-migration question."""
 
@@ -114,34 +113,6 @@ class Spec:
     env: dict[str, str] = field(default_factory=dict)
     environ: dict[str, str] = field(default_factory=dict)
     wrote: str | None = "a.txt"
-
-
-def git_repo(path: Path, with_fake_agent: bool) -> Path:
-    """A repository on ``main`` with one commit, as the conformance tests' ``repo`` fixtures."""
-    path.mkdir(parents=True)
-
-    def git(*args: str) -> None:
-        subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True)
-
-    git("init", "-q", "-b", "main")
-    git("config", "user.email", "dev@example.com")
-    git("config", "user.name", "Dev")
-    (path / "README").write_text("a project\n")
-    if with_fake_agent:
-        shutil.copy(FAKE_AGENT, path / "fake-agent")
-    git("add", ".")
-    git("commit", "-q", "-m", "start")
-    return path.resolve()
-
-
-def claude_env(base_url: str) -> dict[str, str]:
-    """tests/test_agent_claude.py ``quiet_env``: the server as the only endpoint, no updates."""
-    return {
-        "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": CLAUDE_KEY,
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-    }
 
 
 def codex_config(base_url: str, trusted: str | None) -> str:
@@ -272,7 +243,10 @@ class Runner:
     def measure(self, name: str, backend: Backend, mode: str) -> Sample:
         self.count += 1
         job_dir = self.scratch / f"job-{self.count}-{name}-{backend}-{mode}"
-        repo = git_repo(job_dir / "repo", with_fake_agent=name == "baseline")
+        files = {"README": b"a project\n"}
+        if name == "baseline":
+            files["fake-agent"] = FAKE_AGENT.read_bytes()
+        repo = git_repo(job_dir / "repo", files).resolve()
         spec = self.subjects.spec(name, backend, mode, job_dir, repo)
         image = self.image if backend == "docker" else None
         with caller_environ(spec.environ):

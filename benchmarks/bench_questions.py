@@ -47,7 +47,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))  # tests/: the pinned agent program and the scripted server
 
 QUESTION = "trust this folder"
-KEY = "sk-ant-bench-0123456789abcdefghijKLMNOPQRST"
 WATCH_EVERY = 0.02
 PEER_POLL = 0.5
 PEER_STABLE = 2.0
@@ -135,8 +134,8 @@ def main() -> None:
     from luzia.config import Config
     from luzia.dispatcher import ResponsiveDispatcher
     from tests.agent_bins import agent_program
-    from tests.conftest import git_repo
     from tests.model_servers import anthropic
+    from tests.support import CLAUDE_KEY, claude_env, git_repo
 
     samples: list[dict[str, float]] = []
     began = time.monotonic()
@@ -151,15 +150,12 @@ def main() -> None:
                     person,
                     SeedContext(
                         user_home=scratch / "nobody",
-                        env={"ANTHROPIC_API_KEY": KEY},
+                        env={"ANTHROPIC_API_KEY": CLAUDE_KEY},
                         workspace="/not/this/one",
                     ),
                 )
                 env = {
-                    "ANTHROPIC_BASE_URL": model.url,
-                    "ANTHROPIC_API_KEY": KEY,
-                    "DISABLE_AUTOUPDATER": "1",
-                    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                    **claude_env(model.url),
                     "HOME": str(person),
                     "PATH": f"{agent_program('claude').parent}:{os.environ['PATH']}",
                 }

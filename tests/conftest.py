@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from luzia.dispatcher import ResponsiveDispatcher
 from luzia.engine import Engine
 from luzia.jobs import FINAL_STATES, Job, JobEvent, JobState
 from luzia.network import NETWORK_VAR
+from tests.support import git_repo
 
 
 @dataclass
@@ -41,12 +41,6 @@ class Pane:
 FAKE_AGENT = Path(__file__).resolve().parent.parent / "examples" / "agents" / "fake-agent"
 
 BACKENDS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout
 
 
 AGENT_CLI_GROUPS = {
@@ -79,20 +73,6 @@ def backend(request: pytest.FixtureRequest) -> str:
 def workspace(tmp_path: Path) -> Path:
     path = tmp_path / "workspace"
     path.mkdir()
-    return path
-
-
-def git_repo(path: Path, files: dict[str, bytes]) -> Path:
-    """A git repository at ``path`` on ``main`` with ``files`` committed."""
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "dev@example.com")
-    git(path, "config", "user.name", "Dev")
-    for name, data in files.items():
-        (path / name).write_bytes(data)
-        (path / name).chmod(0o755 if data.startswith(b"#!") else 0o644)
-    git(path, "add", *files)
-    git(path, "commit", "-q", "-m", "start")
     return path
 
 

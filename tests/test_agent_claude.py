@@ -20,10 +20,10 @@ from tests.agent_bins import AGENT_WAIT, agent_program
 from tests.conftest import Events, idle, running
 from tests.model_servers import anthropic
 from tests.model_servers.harness import Server
+from tests.support import CLAUDE_KEY, claude_env
 
 pytestmark = pytest.mark.timeout(2 * AGENT_WAIT)  # real agents under load: see AGENT_WAIT
 
-KEY = "sk-ant-test-0123456789abcdefghijKLMNOPQRST"
 
 # -- outcome --------------------------------------------------------------------------------
 
@@ -123,12 +123,12 @@ def test_seed_home_answers_every_setup_screen(tmp_path: Path) -> None:
 def test_seed_home_approves_the_environments_key_by_its_suffix_only(tmp_path: Path) -> None:
     home = tmp_path / "job-home"
     home.mkdir()
-    ctx = SeedContext(user_home=tmp_path / "nobody", env={"ANTHROPIC_API_KEY": KEY})
+    ctx = SeedContext(user_home=tmp_path / "nobody", env={"ANTHROPIC_API_KEY": CLAUDE_KEY})
     KIND.seed_home(home, ctx)
     text = (home / ".claude.json").read_text()
-    assert KEY not in text
+    assert CLAUDE_KEY not in text
     assert read_json(home / ".claude.json")["customApiKeyResponses"] == {
-        "approved": [KEY[-20:]],
+        "approved": [CLAUDE_KEY[-20:]],
         "rejected": [],
     }
 
@@ -162,16 +162,6 @@ def model() -> Iterator[Server]:
         yield server
 
 
-def quiet_env(base_url: str) -> dict[str, str]:
-    """The model server as the only endpoint; no update checks or telemetry."""
-    return {
-        "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": KEY,
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-    }
-
-
 def local_env(tmp_path: Path, model: Server, trusted: str) -> dict[str, str]:
     """A person's HOME who has set up Claude Code and trusts ``trusted``; the pinned CLI first
     on PATH. (The kind's seed: bypass mode, as in a container.)"""
@@ -180,12 +170,12 @@ def local_env(tmp_path: Path, model: Server, trusted: str) -> dict[str, str]:
     KIND.seed_home(
         home,
         SeedContext(
-            user_home=tmp_path / "nobody", env={"ANTHROPIC_API_KEY": KEY}, workspace=trusted
+            user_home=tmp_path / "nobody", env={"ANTHROPIC_API_KEY": CLAUDE_KEY}, workspace=trusted
         ),
     )
     bindir = agent_program("claude").parent
     return {
-        **quiet_env(model.url),
+        **claude_env(model.url),
         "HOME": str(home),
         "PATH": f"{bindir}:{os.environ['PATH']}",
     }
@@ -284,7 +274,7 @@ def claude_image(agents_image: str) -> str:
 def test_docker_command_mode(
     dispatcher: ResponsiveDispatcher, repo: Path, model: Server, claude_image: str
 ) -> None:
-    env = quiet_env(model.container_url)
+    env = claude_env(model.container_url)
     command_mode_outcomes(
         dispatcher,
         repo,
@@ -300,5 +290,5 @@ def test_docker_command_mode(
 def test_docker_interactive_two_turns(
     dispatcher: ResponsiveDispatcher, repo: Path, model: Server, claude_image: str
 ) -> None:
-    env = quiet_env(model.container_url)
+    env = claude_env(model.container_url)
     interactive_two_turns(dispatcher, repo, backend="docker", image=claude_image, env=env)

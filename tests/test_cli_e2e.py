@@ -26,7 +26,7 @@ import pexpect
 import pytest
 
 from luzia.network import NETWORK_VAR
-from tests.conftest import git
+from tests.support import git
 
 SCRIPT = shutil.which("luzia") or str(Path(sys.executable).parent / "luzia")
 

@@ -23,7 +23,8 @@ from luzia.engine import Engine
 from luzia.errors import UsageError
 from luzia.jobs import JobState
 from luzia.workspace import WorkspaceChanged
-from tests.conftest import git, wait_state
+from tests.conftest import wait_state
+from tests.support import git
 
 MARKER_PROMPT_0 = r"printf '\033]7767;luzia;P;0\007'"
 

@@ -12,7 +12,7 @@ from luzia.cli import cli
 from luzia.config import Config, Defaults, ProjectConfig
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import JobState
-from tests.conftest import git
+from tests.support import git
 from tests.test_interactive import AGENT_ENV, PROFILE
 
 
