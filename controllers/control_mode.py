@@ -27,6 +27,9 @@ from controllers.errors import (
 )
 
 DEFAULT_TIMEOUT = 10.0
+
+_REAP_WAIT = 5.0
+"""How long an ended stream's client gets to exit before it is killed."""
 _OCTAL_ESCAPE = re.compile(rb"\\([0-7]{3})")
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9_./:%@=+,-]+")
 _SAFE_BYTES = frozenset(
@@ -206,11 +209,16 @@ class ControlModeClient:
         return pending
 
     def _write(self, data: bytes) -> None:
-        """Write to tmux's stdin (under the write lock)."""
+        """Write to tmux's stdin (under the write lock).
+
+        A broken pipe is seen before the reader has reaped the client and read why it ended:
+        wait for that first (``_finish`` takes no write lock), so that whoever hears of the loss
+        finds the client gone and its reason known, as after any other loss."""
         try:
             assert self._proc.stdin is not None
             self._proc.stdin.write(data)
         except (BrokenPipeError, OSError, ValueError) as exc:
+            self.closed.wait(_REAP_WAIT + 1.0)
             raise ConnectionLost(self._lost_message()) from exc
 
     def wait(self, pending: PendingCommand, timeout: float | None = DEFAULT_TIMEOUT) -> list[str]:
@@ -328,7 +336,7 @@ class ControlModeClient:
     def _finish(self) -> None:
         """The stream ended: fail what is pending, wake every waiter, reap the process."""
         try:
-            self._proc.wait(5)
+            self._proc.wait(_REAP_WAIT)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
