@@ -30,6 +30,7 @@ STATE_STYLES = {
     "starting": "cyan",
     "running": "blue",
     "idle": "magenta",
+    "waiting": "bold yellow",
     "completed": "green",
     "failed": "bold red",
     "killed": "yellow",

@@ -256,6 +256,11 @@ def idle(reason: str) -> Callable[[JobEvent], bool]:
     return lambda e: e.state is JobState.IDLE and reason in e.reason
 
 
+def waiting(question: str = "") -> Callable[[JobEvent], bool]:
+    """A ``waiting`` event (a person is asked) whose question holds ``question``."""
+    return lambda e: e.state is JobState.WAITING and question in e.reason
+
+
 def running(e: JobEvent) -> bool:
     return e.state is JobState.RUNNING
 

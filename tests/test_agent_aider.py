@@ -21,7 +21,7 @@ from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import Backend, JobState
 from tests.agent_bins import AGENT_WAIT, agent_program
-from tests.conftest import Events, idle
+from tests.conftest import Events, idle, waiting
 from tests.model_servers import openai_chat
 from tests.model_servers.harness import Server
 
@@ -348,7 +348,7 @@ def test_a_start_up_question_waits_for_a_person(
         "hello", workdir=agent_repo, backend="local", agent="aider-asks", env={"HOME": str(home)}
     )
     events = Events(dispatcher, job_id)
-    question = events.until(idle("waiting for a person"), "the start-up question")
+    question = events.until(waiting(), "the start-up question")
     assert "Add .aider* to .gitignore (recommended)? (Y)es/(N)o" in question.reason
     dispatcher.send_input(job_id, "n")
     events.until(idle("waiting at its prompt"), "the task's turn ended")

@@ -17,7 +17,7 @@ from luzia.agents.kind import SeedContext
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import JobState
 from tests.agent_bins import AGENT_WAIT, agent_program
-from tests.conftest import Events, idle, running
+from tests.conftest import Events, idle, running, waiting
 from tests.model_servers import anthropic
 from tests.model_servers.harness import Server
 from tests.support import CLAUDE_KEY, claude_env
@@ -251,10 +251,10 @@ def test_local_untrusted_workspace_waits_for_a_person(
         "write t.txt trusted", workdir=repo, backend="local", agent="claude", env=env
     )
     events = Events(dispatcher, job_id)
-    question = events.until(idle("waiting for a person"), "the trust question")
+    question = events.until(waiting(), "the trust question")
     assert "trust this folder" in question.reason
     dispatcher.send_input(job_id, "\x1b[B", enter=False)  # down to "Yes, I trust this folder"
-    events.until(idle("waiting for a person"), "the moved selection")
+    events.until(waiting(), "the moved selection")
     dispatcher.send_input(job_id, "")  # Enter: the task goes in once the prompt shows
     events.until(idle("waiting at its prompt"), "the task's turn ended")
     assert (repo / "t.txt").read_text() == "trusted"

@@ -23,7 +23,7 @@ from luzia.agents.codex import KIND, PROFILE, dump_toml, exec_outcome
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import JobState
 from tests.agent_bins import AGENT_WAIT, agent_program
-from tests.conftest import Events, idle
+from tests.conftest import Events, idle, waiting
 from tests.model_servers import openai_responses
 from tests.model_servers.harness import Server
 
@@ -352,7 +352,7 @@ def test_local_untrusted_workspace_waits_with_the_trust_question(
         "write first.txt one", workdir=repo, backend="local", agent="codex", env=env
     )
     events = Events(dispatcher, job_id)
-    question = events.until(idle("waiting for a person"), "the trust question")
+    question = events.until(waiting(), "the trust question")
     assert "Do you trust the contents of this directory?" in question.reason
     assert not server.requests and not (repo / "first.txt").exists()
     dispatcher.send_input(job_id, "")  # "Press enter to continue": 1. Yes, continue

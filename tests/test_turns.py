@@ -49,14 +49,15 @@ class Reports:
     def __init__(self) -> None:
         self.queue: queue.Queue[tuple[str, str]] = queue.Queue()
 
-    def __call__(self, state: str, message: str) -> None:
+    def __call__(self, state: str, message: str, usage: dict[str, float]) -> None:
         self.queue.put((state, message))
 
-    def next_idle(self) -> str:
+    def next_end(self) -> tuple[str, str]:
+        """The next report of a turn's end: ``idle`` or ``waiting``, with its message."""
         while True:
             state, message = self.queue.get(timeout=30)
-            if state == "idle":
-                return message
+            if state in ("idle", "waiting"):
+                return state, message
 
 
 def test_an_answer_is_not_taken_for_a_turn_end_before_the_agent_reacts(
@@ -67,9 +68,9 @@ def test_an_answer_is_not_taken_for_a_turn_end_before_the_agent_reacts(
     pane.send_keys("ANSWER_WAIT=60 REACT=1 bash ./slow-agent")
     watcher.start()
     try:
-        assert "waiting for a person" in reports.next_idle()
+        assert reports.next_end() == ("waiting", "Proceed? [y/n]")
         watcher.submit("n", enter=False)
-        assert reports.next_idle() == "waiting at its prompt"
+        assert reports.next_end() == ("idle", "waiting at its prompt")
         assert "n\nDone." in pane.capture_pane()
     finally:
         watcher.stop()
@@ -81,20 +82,20 @@ def test_output_while_the_turn_end_is_reported_is_not_missed(
     """The agent goes on by itself while the question is being reported (a slow report)."""
     seen_question = []
 
-    def report(state: str, message: str) -> None:
-        if "waiting for a person" in message and not seen_question:
+    def report(state: str, message: str, usage: dict[str, float]) -> None:
+        if state == "waiting" and not seen_question:
             seen_question.append(pane.stream.position)
             with pane.stream.cond:
                 pane.stream.cond.wait_for(lambda: pane.stream.position > seen_question[0], 30)
-        reports(state, message)
+        reports(state, message, usage)
 
     reports = Reports()
     watcher = TurnWatcher(pane, PROFILE, "go", report)
     pane.send_keys("ANSWER_WAIT=0.5 REACT=0 bash ./slow-agent")
     watcher.start()
     try:
-        assert "waiting for a person" in reports.next_idle()
-        assert reports.next_idle() == "waiting at its prompt"
+        assert reports.next_end() == ("waiting", "Proceed? [y/n]")
+        assert reports.next_end() == ("idle", "waiting at its prompt")
         assert "timeout\nDone." in pane.capture_pane()
     finally:
         watcher.stop()

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from luzia.agents.kind import (
     AgentKind,
+    AgentState,
     Outcome,
     SeedContext,
     copy_private,
@@ -28,6 +31,7 @@ from luzia.agents.kind import (
     write_private_json,
 )
 from luzia.agents.profile import AgentProfile
+from luzia.signals import SIGNAL_VAR, Signal
 
 PROFILE = AgentProfile(
     name="claude",
@@ -60,6 +64,25 @@ names what the person is asked."""
 
 API_KEY_SUFFIX = 20
 """Claude Code records an approved ``ANTHROPIC_API_KEY`` by its last 20 characters."""
+
+HOOKS = (
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "PermissionRequest",
+    "Notification",
+    "Stop",
+    "StopFailure",
+    "SessionEnd",
+)
+"""The hook events a job's Claude Code reports (``--settings``): its turn starting, its tools,
+its questions (a permission asked, a notification that it waits), its turn's end."""
+
+WORKING = {"UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure"}
+
+ASKING = {"permission_prompt", "elicitation_dialog"}
+"""Notification types that mean a person is asked; ``idle_prompt`` (60 s at its prompt) is not."""
 
 RESULT_KEY = re.compile(r'"type":\s*"result"')
 """What marks the final record of ``--output-format stream-json``."""
@@ -109,6 +132,37 @@ class ClaudeKind(AgentKind):
         if key:
             state["customApiKeyResponses"] = {"approved": [key[-API_KEY_SUFFIX:]], "rejected": []}
         write_private_json(home / ".claude.json", state)
+
+    def signal_args(self) -> str:
+        """Hooks in ``--settings``: they add to the user's own and work on every backend, also
+        on this host, where a job changes nothing in the user's files."""
+        command = f'sh "${SIGNAL_VAR}" {{event}} - 2>/dev/null || :'
+        hooks = {
+            event: [{"hooks": [{"type": "command", "command": command.format(event=event)}]}]
+            for event in HOOKS
+        }
+        return "--settings " + shlex.quote(json.dumps({"hooks": hooks}, separators=(",", ":")))
+
+    def read_signal(self, signal: Signal, host_path: Callable[[str], Path]) -> AgentState | None:
+        payload = signal.payload
+        event = signal.name
+        if event in WORKING:
+            tool = payload.get("tool_name")
+            return AgentState("running", f"working: {tool}" if tool else "working")
+        if event == "PermissionRequest":
+            return AgentState("waiting", _asked(payload))
+        if event == "Notification":
+            if payload.get("notification_type") in ASKING:
+                return AgentState("waiting", str(payload.get("message") or "it asks a question"))
+            return None
+        if event == "Stop":
+            usage = _turn_usage(payload.get("transcript_path"), host_path)
+            return AgentState("idle", "waiting at its prompt", usage)
+        if event == "StopFailure":
+            error = payload.get("error") or payload.get("error_type") or "an error"
+            usage = _turn_usage(payload.get("transcript_path"), host_path)
+            return AgentState("idle", f"the turn ended with {_one_line(error)}", usage)
+        return None
 
     def outcome(self, log: str) -> Outcome | None:
         """From the last ``{"type": "result", ...}`` record of ``--output-format stream-json``:
@@ -172,3 +226,66 @@ def _denial(denial: object) -> str:
     if isinstance(given, dict):
         target = str(given.get("file_path") or given.get("command") or given.get("path") or "")
     return f"{tool} {target}".strip()
+
+
+def _one_line(value: object, limit: int = 200) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _asked(payload: dict[str, Any]) -> str:
+    """A permission request as a person reads it: ``Allow Bash: rm -rf build?``."""
+    tool = str(payload.get("tool_name") or "a tool")
+    given = payload.get("tool_input")
+    target = ""
+    if isinstance(given, dict):
+        target = str(given.get("command") or given.get("file_path") or given.get("path") or "")
+    return f"Allow {tool}: {_one_line(target)}?" if target else f"Allow {tool}?"
+
+
+TRANSCRIPT_LIMIT = 32 << 20
+"""Bytes of a transcript read at most for a turn's usage."""
+
+
+def _turn_usage(transcript: object, host_path: Callable[[str], Path]) -> dict[str, float]:
+    """The tokens of the turn just ended, from Claude Code's transcript (JSON Lines): every
+    assistant message after the person's last prompt, each counted once (a message written
+    in several records repeats its usage)."""
+    if not isinstance(transcript, str) or not transcript:
+        return {}
+    try:
+        with host_path(transcript).open("rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - TRANSCRIPT_LIMIT))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except (OSError, ValueError):
+        return {}
+    per_message: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        message = record.get("message")
+        if not isinstance(message, dict):
+            continue
+        if record.get("type") == "user" and isinstance(message.get("content"), str):
+            per_message.clear()  # a person's prompt: the turn starts here
+        elif record.get("type") == "assistant" and isinstance(message.get("usage"), dict):
+            per_message[str(message.get("id") or len(per_message))] = message["usage"]
+    if not per_message:
+        return {}
+    totals = {"input_tokens": 0.0, "output_tokens": 0.0}
+    for usage in per_message.values():
+        for key in totals:
+            value = usage.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                totals[key] += value
+        for key in ("cache_read_input_tokens", "cache_creation_input_tokens"):
+            value = usage.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                totals["input_tokens"] += value
+    return totals

@@ -22,15 +22,24 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from luzia.agents.kind import AgentKind, Outcome, SeedContext, copy_private, json_records
+from luzia.agents.kind import (
+    AgentKind,
+    AgentState,
+    Outcome,
+    SeedContext,
+    copy_private,
+    json_records,
+)
 from luzia.agents.profile import AgentProfile
 from luzia.paths import write_private
+from luzia.signals import SIGNAL_VAR, Signal
 
 PROFILE = AgentProfile(
     name="codex",
@@ -89,6 +98,17 @@ class CodexKind(AgentKind):
 
     def outcome(self, log: str) -> Outcome | None:
         return exec_outcome(log)
+
+    def signal_args(self) -> str:
+        """``notify``: Codex runs it with a JSON argument when a turn is complete (a shell
+        finds ``$LUZIA_SIGNAL`` then: notify runs a program, not a shell line)."""
+        program = ["sh", "-c", f'exec sh "${SIGNAL_VAR}" notify "$1"', "luzia"]
+        return "-c " + shlex.quote("notify=" + json.dumps(program))
+
+    def read_signal(self, signal: Signal, host_path: Callable[[str], Path]) -> AgentState | None:
+        if signal.name == "notify" and signal.payload.get("type") == "agent-turn-complete":
+            return AgentState("idle", "waiting at its prompt")
+        return None
 
 
 def seeded_config(user: dict[str, Any], ctx: SeedContext) -> dict[str, Any]:
