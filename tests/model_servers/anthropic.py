@@ -25,8 +25,11 @@ from typing import Any
 from tests.model_servers.harness import OUTPUT_TOKENS, Exchange, Server, Step, input_tokens, plan
 
 BREAK_ERROR = "invalid_request_error"
-"""The ``error`` event's type for ``break``: Claude Code retries ``api_error`` and
-``overloaded_error``, not this."""
+"""The ``error`` event's type for ``break``. Claude Code 2.1.332 answers a broken stream by
+asking again without streaming (three times, all answered with this error as an HTTP 400), then
+shows ``API Error: 400 scripted break mid-stream`` and fires its ``StopFailure`` hook."""
+
+BREAK_MESSAGE = "scripted break mid-stream"
 
 _ids = itertools.count(1)
 
@@ -60,7 +63,8 @@ def _handle(exchange: Exchange) -> None:
     if body.get("stream"):
         exchange.sse(_events(model, content, stop, usage, step))
     elif step.action == "break":
-        error = {"type": "error", "error": {"type": BREAK_ERROR, "message": step.text}}
+        # Claude Code retries a broken stream without streaming: it fails the same way.
+        error = {"type": "error", "error": {"type": BREAK_ERROR, "message": BREAK_MESSAGE}}
         exchange.json(error, status=400)
     else:
         exchange.json(_message(model, content, stop, usage))
@@ -89,7 +93,9 @@ def _next_step(body: dict[str, Any]) -> tuple[Step, str]:
         if any(b.get("type") == "tool_result" for b in blocks):
             result_after = True
         elif texts:
-            last_text = "\n".join(texts)
+            # After a failed turn Claude Code sends the next task in the same user message,
+            # as a further text block: the last block is the task to answer.
+            last_text = texts[-1]
             result_after = False
     return plan(last_text, result_after), last_text
 
@@ -200,7 +206,7 @@ def _events(
         )
         for number, delta in enumerate(deltas):
             if number == 1 and step.action == "break":
-                error = {"type": BREAK_ERROR, "message": "scripted break mid-stream"}
+                error = {"type": BREAK_ERROR, "message": BREAK_MESSAGE}
                 yield "error", {"type": "error", "error": error}
                 return
             if number == 1 and step.pause:
