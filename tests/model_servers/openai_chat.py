@@ -7,7 +7,9 @@ SEARCH/REPLACE block with an empty SEARCH (which creates the file) for the diff 
 An edit is the whole turn (no tool result comes back), so the script always sees the task as
 the latest user message. ``fail`` answers HTTP 400, an error litellm does not retry.
 ``run <command>`` answers the command in a fenced ``bash`` block, which aider offers to run
-(its "Run shell command?" question). ``break`` streams half a reply, then an ``error`` chunk.
+(its "Run shell command?" question, in the diff edit formats only). ``break`` streams half a
+reply, then an ``error`` chunk naming ``invalid_request_error`` (a non-streaming request gets a
+400).
 ``pause N`` falls silent N seconds mid-text. Usage: prompt ``100 + len(task)``, completion 7.
 """
 
@@ -129,7 +131,13 @@ def _chunks(model: str, text: str, usage: dict[str, int], step: Step) -> Iterato
         first, rest = step.halves()
         yield chunk({"content": first}, None)
         if step.action == "break":
-            error = {"message": "scripted break mid-stream", "type": "server_error", "code": None}
+            # litellm maps an error whose text names invalid_request_error to BadRequestError,
+            # which aider does not retry (any other error chunk: a minute of retries).
+            error = {
+                "message": "scripted break mid-stream (invalid_request_error)",
+                "type": "invalid_request_error",
+                "code": None,
+            }
             yield {"error": error}
             return
         time.sleep(step.pause)
