@@ -306,6 +306,8 @@ class Engine:
             self._record_running(job_id)
         elif kind in ("ended", "stopped", "lost"):
             self._pool.submit(self._examine, job_id, kind, detail)
+        elif kind == "usage":
+            self.store.add_turn_usage(job_id, detail[1])
         elif kind in ("running", "idle", "waiting"):
             with self._live_lock:
                 live = self._live.get(job_id)
@@ -316,14 +318,10 @@ class Engine:
     def _record_turn(
         self, job_id: str, state: JobState, message: str, usage: Mapping[str, float]
     ) -> None:
-        """A turn state the watcher reported; a turn's usage adds to the job's."""
-        fields: dict[str, Any] = {}
-        if usage:
-            totals = dict(self.store.get(job_id).usage)
-            for key, value in usage.items():
-                totals[key] = totals.get(key, 0.0) + value
-            fields["usage"] = totals
-        job = self.store.transition(job_id, state, message, turn_usage=usage or None, **fields)
+        """A turn state the watcher reported, with the turn's usage."""
+        job = self.store.transition(job_id, state, message)
+        if usage and job.state is state:
+            job = self.store.add_turn_usage(job_id, usage)
         if job.state is state:
             self._told(job)
 

@@ -442,15 +442,7 @@ class JobStore:
             params.append(limit)
         return [self._job(row) for row in self._read(sql, params)]
 
-    def transition(
-        self,
-        job_id: str,
-        state: JobState | str,
-        reason: str,
-        *,
-        turn_usage: Mapping[str, float] | None = None,
-        **fields: object,
-    ) -> Job:
+    def transition(self, job_id: str, state: JobState | str, reason: str, **fields: object) -> Job:
         """Move a job to ``state`` with ``fields`` and append an event, in one transaction.
 
         ``message`` defaults to ``reason``; entering an active state sets ``started_at`` and
@@ -458,7 +450,7 @@ class JobStore:
         state never leaves it: the call then changes nothing and returns the job as it is (the first
         final state wins, so an engine racing a kill against a natural exit needs no lock; compare
         the returned state with the one asked for). The same state again is allowed: it records a
-        progress note. ``turn_usage`` goes with the event: what the turn it ends used.
+        progress note.
         """
         new_state = _state(state)
         _check_fields(fields)
@@ -482,9 +474,27 @@ class JobStore:
                 if not current:
                     raise JobNotFound(job_id)
                 return self._job(current[0])
-            turn = json.dumps(dict(turn_usage)) if turn_usage else None
-            con.execute(_INSERT_EVENT, (job_id, rows[0][-1], now, new_state.value, reason, turn))
+            con.execute(_INSERT_EVENT, (job_id, rows[0][-1], now, new_state.value, reason, None))
         return self._job(rows[0])
+
+    def add_turn_usage(self, job_id: str, usage: Mapping[str, float]) -> Job:
+        """What a turn used: given to the job's latest event (the turn's end) and added to the
+        job's totals, in one transaction."""
+        with self._write() as con:
+            rows = con.execute(
+                "SELECT usage, last_seq FROM jobs WHERE id = ?", (job_id,)
+            ).fetchall()
+            if not rows:
+                raise JobNotFound(job_id)
+            totals = _usage(rows[0][0])
+            for key, value in usage.items():
+                totals[key] = totals.get(key, 0.0) + value
+            con.execute("UPDATE jobs SET usage = ? WHERE id = ?", (json.dumps(totals), job_id))
+            con.execute(
+                "UPDATE job_events SET usage = ? WHERE job_id = ? AND seq = ?",
+                (json.dumps(dict(usage)), job_id, rows[0][1]),
+            )
+        return self.get(job_id)
 
     def kill_if_queued(self, job_id: str) -> Job:
         """Mark the job ``killed`` if, and only if, it is still ``queued``; return it as it is.

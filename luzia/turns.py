@@ -61,6 +61,8 @@ QUESTION_GONE = 0.5
 Code's blinking tool glyph, Codex's title) hide it for a moment."""
 
 RUNNING, IDLE, WAITING = "running", "idle", "waiting"
+USAGE = "usage"
+"""Reported after the ``idle`` it belongs to, when the agent wrote it down only then."""
 
 Report = Callable[[str, str, dict[str, float]], None]
 """``(state, message, usage)``: usage is the turn's, given with the ``idle`` that ends it."""
@@ -322,6 +324,8 @@ class TurnWatcher:
                 self._set(WAITING, screen.question, signal.usage)
             else:
                 self._turn_over(screen, signal.message, signal.usage)
+            if signal.usage_later is not None and (usage := signal.usage_later()):
+                self.report(USAGE, "", usage)
 
     def _wait_ready(self) -> None:
         """Wait for the agent's first prompt. A question it asks before (trust this folder?

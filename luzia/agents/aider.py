@@ -116,7 +116,7 @@ class AiderKind(AgentKind):
 
     def read_signal(self, signal: Signal, host_path: Callable[[str], Path]) -> AgentState | None:
         """Its only signal: the reply is done (a question on the screen makes it waiting)."""
-        return AgentState("idle", "waiting at its prompt") if signal.name == "notify" else None
+        return AgentState("idle", "done") if signal.name == "notify" else None
 
     def turn_usage(self, screen: str) -> dict[str, float]:
         """The reply's ``Tokens: 2.1k sent, 52 received. Cost: $0.01 message, ...`` line,

@@ -16,10 +16,20 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from luzia.agents.hooks import (
+    ASKING,
+    DONE,
+    WORKING,
+    hook_state,
+    hooks_config,
+    one_line,
+    tool_and_target,
+)
 from luzia.agents.kind import (
     AgentKind,
     AgentState,
@@ -31,7 +41,7 @@ from luzia.agents.kind import (
     write_private_json,
 )
 from luzia.agents.profile import AgentProfile
-from luzia.signals import SIGNAL_VAR, Signal
+from luzia.signals import Signal
 
 PROFILE = AgentProfile(
     name="claude",
@@ -65,23 +75,12 @@ names what the person is asked."""
 API_KEY_SUFFIX = 20
 """Claude Code records an approved ``ANTHROPIC_API_KEY`` by its last 20 characters."""
 
-HOOKS = (
-    "UserPromptSubmit",
-    "PreToolUse",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "PermissionRequest",
-    "Notification",
-    "Stop",
-    "StopFailure",
-    "SessionEnd",
-)
+HOOKS = (*WORKING, "PostToolUseFailure", ASKING, "Notification", DONE, "StopFailure")
 """The hook events a job's Claude Code reports (``--settings``): its turn starting, its tools,
-its questions (a permission asked, a notification that it waits), its turn's end."""
+its questions (a permission asked, a notification that it waits), its turn's end, with or
+without an API error."""
 
-WORKING = {"UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure"}
-
-ASKING = {"permission_prompt", "elicitation_dialog"}
+NOTICE_ASKS = {"permission_prompt", "elicitation_dialog"}
 """Notification types that mean a person is asked; ``idle_prompt`` (60 s at its prompt) is not."""
 
 RESULT_KEY = re.compile(r'"type":\s*"result"')
@@ -136,33 +135,28 @@ class ClaudeKind(AgentKind):
     def signal_args(self) -> str:
         """Hooks in ``--settings``: they add to the user's own and work on every backend, also
         on this host, where a job changes nothing in the user's files."""
-        command = f'sh "${SIGNAL_VAR}" {{event}} - 2>/dev/null || :'
-        hooks = {
-            event: [{"hooks": [{"type": "command", "command": command.format(event=event)}]}]
-            for event in HOOKS
-        }
-        return "--settings " + shlex.quote(json.dumps({"hooks": hooks}, separators=(",", ":")))
+        settings = json.dumps({"hooks": hooks_config(HOOKS)}, separators=(",", ":"))
+        return "--settings " + shlex.quote(settings)
 
     def read_signal(self, signal: Signal, host_path: Callable[[str], Path]) -> AgentState | None:
         payload = signal.payload
-        event = signal.name
-        if event in WORKING:
-            tool = payload.get("tool_name")
-            return AgentState("running", f"working: {tool}" if tool else "working")
-        if event == "PermissionRequest":
-            return AgentState("waiting", _asked(payload))
-        if event == "Notification":
-            if payload.get("notification_type") in ASKING:
+        transcript = payload.get("transcript_path")
+
+        def usage_later(said: str) -> Callable[[], dict[str, float]]:
+            return lambda: _turn_usage(transcript, said, host_path)
+
+        if signal.name == "PostToolUseFailure":
+            return AgentState("running", "working")
+        if signal.name == "Notification":
+            if payload.get("notification_type") in NOTICE_ASKS:
                 return AgentState("waiting", str(payload.get("message") or "it asks a question"))
             return None
-        if event == "Stop":
-            usage = _turn_usage(payload.get("transcript_path"), host_path)
-            return AgentState("idle", "waiting at its prompt", usage)
-        if event == "StopFailure":
-            error = payload.get("error") or payload.get("error_type") or "an error"
-            usage = _turn_usage(payload.get("transcript_path"), host_path)
-            return AgentState("idle", f"the turn ended with {_one_line(error)}", usage)
-        return None
+        if signal.name == "StopFailure":  # an API error: no Stop
+            said = str(payload.get("last_assistant_message") or payload.get("error") or "error")
+            return AgentState(
+                "idle", f"the turn failed: {one_line(said)}", usage_later=usage_later(said)
+            )
+        return hook_state(signal, usage_later)
 
     def outcome(self, log: str) -> Outcome | None:
         """From the last ``{"type": "result", ...}`` record of ``--output-format stream-json``:
@@ -220,72 +214,83 @@ def _usage(record: dict[str, Any]) -> dict[str, float]:
 def _denial(denial: object) -> str:
     if not isinstance(denial, dict):
         return str(denial)
-    tool = str(denial.get("tool_name") or "a tool")
-    given = denial.get("tool_input")
-    target = ""
-    if isinstance(given, dict):
-        target = str(given.get("file_path") or given.get("command") or given.get("path") or "")
-    return f"{tool} {target}".strip()
-
-
-def _one_line(value: object, limit: int = 200) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def _asked(payload: dict[str, Any]) -> str:
-    """A permission request as a person reads it: ``Allow Bash: rm -rf build?``."""
-    tool = str(payload.get("tool_name") or "a tool")
-    given = payload.get("tool_input")
-    target = ""
-    if isinstance(given, dict):
-        target = str(given.get("command") or given.get("file_path") or given.get("path") or "")
-    return f"Allow {tool}: {_one_line(target)}?" if target else f"Allow {tool}?"
+    return " ".join(part for part in tool_and_target(denial) if part)
 
 
 TRANSCRIPT_LIMIT = 32 << 20
 """Bytes of a transcript read at most for a turn's usage."""
 
 
-def _turn_usage(transcript: object, host_path: Callable[[str], Path]) -> dict[str, float]:
-    """The tokens of the turn just ended, from Claude Code's transcript (JSON Lines): every
-    assistant message after the person's last prompt, each counted once (a message written
-    in several records repeats its usage)."""
+USAGE_WRITE_WAIT = 2.0
+"""Longest wait for the transcript to hold the turn's last message: Claude Code writes it just
+after its ``Stop`` hook has run."""
+
+
+def _turn_usage(
+    transcript: object, said: str, host_path: Callable[[str], Path]
+) -> dict[str, float]:
+    """The tokens of the turn just ended, once the transcript holds its last words ``said``."""
     if not isinstance(transcript, str) or not transcript:
         return {}
+    path = host_path(transcript)
+    deadline = time.monotonic() + USAGE_WRITE_WAIT
+    while True:
+        usages, last = _read_turn(path)
+        if last == said or not said or time.monotonic() > deadline:
+            return _sum_usage(usages)
+        time.sleep(0.02)
+
+
+def _read_turn(path: Path) -> tuple[list[dict[str, Any]], str]:
+    """Claude Code's transcript (JSON Lines) from the person's last prompt on: the usage of
+    every assistant message, each once (a message written in several records repeats its
+    usage), and the text it said last."""
     try:
-        with host_path(transcript).open("rb") as f:
+        with path.open("rb") as f:
             f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - TRANSCRIPT_LIMIT))
+            f.seek(max(0, f.tell() - TRANSCRIPT_LIMIT))
             lines = f.read().decode("utf-8", "replace").splitlines()
     except (OSError, ValueError):
-        return {}
+        return [], ""
     per_message: dict[str, dict[str, Any]] = {}
+    said = ""
     for line in lines:
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        if not isinstance(record, dict):
-            continue
-        message = record.get("message")
+        message = record.get("message") if isinstance(record, dict) else None
         if not isinstance(message, dict):
             continue
-        if record.get("type") == "user" and isinstance(message.get("content"), str):
+        content = message.get("content")
+        if record.get("type") == "user" and isinstance(content, str):
             per_message.clear()  # a person's prompt: the turn starts here
-        elif record.get("type") == "assistant" and isinstance(message.get("usage"), dict):
-            per_message[str(message.get("id") or len(per_message))] = message["usage"]
-    if not per_message:
-        return {}
-    totals = {"input_tokens": 0.0, "output_tokens": 0.0}
-    for usage in per_message.values():
-        for key in totals:
+            said = ""
+        elif record.get("type") == "assistant":
+            if isinstance(message.get("usage"), dict):
+                per_message[str(message.get("id") or len(per_message))] = message["usage"]
+            if isinstance(content, list):
+                texts = [
+                    str(block.get("text") or "")
+                    for block in content
+                    if isinstance(block, dict) and block.get("type") == "text"
+                ]
+                if any(texts):
+                    said = "".join(texts)
+    return list(per_message.values()), said
+
+
+def _sum_usage(usages: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Input (with cache reads and writes) and output tokens over several messages."""
+    totals: dict[str, float] = {}
+    for usage in usages:
+        for key, into in (
+            ("input_tokens", "input_tokens"),
+            ("cache_read_input_tokens", "input_tokens"),
+            ("cache_creation_input_tokens", "input_tokens"),
+            ("output_tokens", "output_tokens"),
+        ):
             value = usage.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
-                totals[key] += value
-        for key in ("cache_read_input_tokens", "cache_creation_input_tokens"):
-            value = usage.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                totals["input_tokens"] += value
+                totals[into] = totals.get(into, 0.0) + value
     return totals

@@ -39,6 +39,9 @@ class AgentState:
     state: str
     message: str
     usage: Mapping[str, float] = field(default_factory=dict)
+    usage_later: Callable[[], dict[str, float]] | None = field(default=None, compare=False)
+    """For an agent that writes a turn's usage down just after it signals the end: read it
+    once the state is told (it may wait a moment for the agent's write)."""
 
 
 @dataclass(frozen=True, slots=True)
