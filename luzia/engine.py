@@ -561,12 +561,14 @@ class Engine:
         """
         live = _Live(job, controller, profile)
         if profile is not None and job.mode == "interactive":
+            now = self.store.get(job.id) if resume else job
             turns = live.turns = TurnWatcher(
                 controller,
                 profile,
                 job.task,
                 lambda state, message, usage: self._events.put((state, job.id, (message, usage))),
                 resume=resume,
+                recorded=(str(now.state), now.message or ""),
             )
             kind = agent_kind(profile)
             if kind is not None:

@@ -86,7 +86,8 @@ class Stopped(Exception):
 class TurnWatcher:
     """Drives one interactive agent in its own thread; reports ``(state, message, usage)``
     when its state changes. The job's end (the agent exits) is the engine's business.
-    ``resume`` (a job adopted after an engine restart) skips delivery: the task went in before.
+    ``resume`` (a job adopted after an engine restart) skips delivery: the task went in before;
+    the job's recorded state and message are where it goes on from (not told again).
     """
 
     def __init__(
@@ -97,8 +98,10 @@ class TurnWatcher:
         report: Report,
         *,
         resume: bool = False,
+        recorded: tuple[str, str] = ("running", "working"),
     ) -> None:
         self.resume = resume
+        self._recorded = recorded if recorded[0] in (RUNNING, IDLE, WAITING) else (RUNNING, "")
         self.controller = controller
         self.profile = profile
         self.task = task
@@ -168,7 +171,7 @@ class TurnWatcher:
                 self._deliver(self.task, enter=True)
                 self._set(RUNNING, "working on the task", note=True)
             else:
-                self._set(RUNNING, "working (adopted after a restart)", record=False)
+                self._set(*self._recorded, record=False)
             while True:
                 self._step()
         except Stopped:
