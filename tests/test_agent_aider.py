@@ -362,13 +362,18 @@ def test_a_start_up_question_waits_for_a_person(
 # -- its state, from its notifications ------------------------------------------------------
 
 
+def start(d: ResponsiveDispatcher, repo: Path, where: Where, task: str) -> str:
+    """An interactive aider job doing ``task``."""
+    return d.dispatch_task(
+        task, workdir=repo, backend=where.backend, image=where.image, agent=where.agent,
+        env=where.env,
+    )  # fmt: skip
+
+
 def test_turn_ends_by_its_notification_with_the_replys_tokens(
     dispatcher: ResponsiveDispatcher, agent_repo: Path, where: Where
 ) -> None:
-    job_id = dispatcher.dispatch_task(
-        "write a.txt one", workdir=agent_repo, backend=where.backend, image=where.image,
-        agent=where.agent, env=where.env,
-    )  # fmt: skip
+    job_id = start(dispatcher, agent_repo, where, "write a.txt one")
     end = Events(dispatcher, job_id).until(idle("done"), "the notification's turn end")
     assert (agent_repo / "a.txt").read_text() == "one\n"
     usage = dispatcher.store.events(job_id, end.seq - 1)[0].usage  # read off its Tokens: line
@@ -379,10 +384,7 @@ def test_turn_ends_by_its_notification_with_the_replys_tokens(
 def test_an_api_error_mid_turn_ends_the_turn(
     dispatcher: ResponsiveDispatcher, agent_repo: Path, where: Where
 ) -> None:
-    job_id = dispatcher.dispatch_task(
-        "please break", workdir=agent_repo, backend=where.backend, image=where.image,
-        agent=where.agent, env=where.env,
-    )  # fmt: skip
+    job_id = start(dispatcher, agent_repo, where, "please break")
     events = Events(dispatcher, job_id)
     events.until(lambda e: e.state is JobState.IDLE, "the broken turn's end")
     dispatcher.send_input(job_id, "write after.txt fine")
@@ -395,10 +397,7 @@ def test_an_api_error_mid_turn_ends_the_turn(
 def test_a_killed_agent_ends_the_job(
     dispatcher: ResponsiveDispatcher, agent_repo: Path, where: Where
 ) -> None:
-    job_id = dispatcher.dispatch_task(
-        "say hi", workdir=agent_repo, backend=where.backend, image=where.image,
-        agent=where.agent, env=where.env,
-    )  # fmt: skip
+    job_id = start(dispatcher, agent_repo, where, "say hi")
     Events(dispatcher, job_id).until(idle("done"), "the turn's end")
     os.kill(agent_pid(dispatcher.get_status(job_id), "aider"), signal.SIGKILL)
     ended = dispatcher.wait_for_job(job_id, timeout=AGENT_WAIT)

@@ -10,6 +10,7 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,29 +48,22 @@ def d(home: Path, dispatcher: ResponsiveDispatcher) -> Iterator[ResponsiveDispat
     asking.close()
 
 
-def where(backend: str, tmp_path: Path, model: Server, repo: Path, image: str) -> dict[str, object]:
-    if backend == "local":
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def where(
+    request: pytest.FixtureRequest, tmp_path: Path, model: Server, repo: Path
+) -> dict[str, Any]:
+    """How a job runs Claude Code on each backend, against the scripted server."""
+    if request.param == "local":
         return {"backend": "local", "env": local_env(tmp_path, model, trusted=str(repo))}
+    image = str(request.getfixturevalue("agents_image"))
     return {"backend": "docker", "image": image, "env": claude_env(model.container_url)}
 
 
-@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def image(backend: str, request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue("agents_image")) if backend == "docker" else ""
-
-
 def test_turns_end_by_the_stop_hook_with_their_usage(
-    d: ResponsiveDispatcher, repo: Path, model: Server, tmp_path: Path, backend: str, image: str
+    d: ResponsiveDispatcher, repo: Path, where: dict[str, Any]
 ) -> None:
     task = "write a.txt one"
-    job_id = d.dispatch_task(
-        task, workdir=repo, agent="claude", **where(backend, tmp_path, model, repo, image)
-    )  # type: ignore[arg-type]
+    job_id = d.dispatch_task(task, workdir=repo, agent="claude", **where)
     events = Events(d, job_id)
     end = events.until(idle("done: wrote a.txt"), "the Stop hook's turn end")
     assert (repo / "a.txt").read_text() == "one"
@@ -90,14 +84,9 @@ def test_turns_end_by_the_stop_hook_with_their_usage(
 
 
 def test_permission_question_waits_for_a_person_and_an_answer_goes_on(
-    d: ResponsiveDispatcher, repo: Path, model: Server, tmp_path: Path, backend: str, image: str
+    d: ResponsiveDispatcher, repo: Path, where: dict[str, Any]
 ) -> None:
-    job_id = d.dispatch_task(
-        "run touch made.txt",
-        workdir=repo,
-        agent="claude-ask",
-        **where(backend, tmp_path, model, repo, image),
-    )  # type: ignore[arg-type]
+    job_id = d.dispatch_task("run touch made.txt", workdir=repo, agent="claude-ask", **where)
     events = Events(d, job_id)
     # The hook's words, whether the dialog on the screen was seen first or not.
     events.until(waiting("Allow Bash: touch made.txt?"), "the permission question")
@@ -112,16 +101,11 @@ def test_permission_question_waits_for_a_person_and_an_answer_goes_on(
 
 
 def test_an_api_error_mid_turn_ends_the_turn(
-    d: ResponsiveDispatcher, repo: Path, model: Server, tmp_path: Path, backend: str, image: str
+    d: ResponsiveDispatcher, repo: Path, where: dict[str, Any]
 ) -> None:
-    job_id = d.dispatch_task(
-        "please break",
-        workdir=repo,
-        agent="claude",
-        **where(backend, tmp_path, model, repo, image),
-    )  # type: ignore[arg-type]
+    job_id = d.dispatch_task("please break", workdir=repo, agent="claude", **where)
     events = Events(d, job_id)
-    events.until(lambda e: e.state is JobState.IDLE, "the broken turn's end")
+    events.until(idle("the turn failed: API Error: 400"), "the StopFailure hook's turn end")
     d.send_input(job_id, "write after.txt fine")
     events.until(running, "the next turn")
     events.until(idle("done: wrote after.txt"), "the next turn's end")
@@ -130,11 +114,9 @@ def test_an_api_error_mid_turn_ends_the_turn(
 
 
 def test_a_killed_agent_ends_the_job(
-    d: ResponsiveDispatcher, repo: Path, model: Server, tmp_path: Path, backend: str, image: str
+    d: ResponsiveDispatcher, repo: Path, where: dict[str, Any]
 ) -> None:
-    job_id = d.dispatch_task(
-        "say hi", workdir=repo, agent="claude", **where(backend, tmp_path, model, repo, image)
-    )  # type: ignore[arg-type]
+    job_id = d.dispatch_task("say hi", workdir=repo, agent="claude", **where)
     events = Events(d, job_id)
     events.until(idle("done"), "the turn's end")
     os.kill(agent_pid(d.get_status(job_id), "claude"), signal.SIGKILL)

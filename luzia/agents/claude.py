@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from luzia.agents.hooks import (
     hooks_config,
     one_line,
     tool_and_target,
+    usage_once_written,
 )
 from luzia.agents.kind import (
     AgentKind,
@@ -221,24 +221,16 @@ TRANSCRIPT_LIMIT = 32 << 20
 """Bytes of a transcript read at most for a turn's usage."""
 
 
-USAGE_WRITE_WAIT = 2.0
-"""Longest wait for the transcript to hold the turn's last message: Claude Code writes it just
-after its ``Stop`` hook has run."""
-
-
 def _turn_usage(
     transcript: object, said: str, host_path: Callable[[str], Path]
 ) -> dict[str, float]:
     """The tokens of the turn just ended, once the transcript holds its last words ``said``."""
-    if not isinstance(transcript, str) or not transcript:
-        return {}
-    path = host_path(transcript)
-    deadline = time.monotonic() + USAGE_WRITE_WAIT
-    while True:
+
+    def read(path: Path) -> tuple[dict[str, float], bool]:
         usages, last = _read_turn(path)
-        if last == said or not said or time.monotonic() > deadline:
-            return _sum_usage(usages)
-        time.sleep(0.02)
+        return _sum_usage(usages), last == said or not said
+
+    return usage_once_written(transcript, host_path, read)
 
 
 def _read_turn(path: Path) -> tuple[list[dict[str, Any]], str]:

@@ -23,14 +23,20 @@ import json
 import math
 import re
 import shlex
-import time as _time
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from luzia.agents.hooks import ASKING, DONE, WORKING, hook_state, hooks_config
+from luzia.agents.hooks import (
+    ASKING,
+    DONE,
+    WORKING,
+    hook_state,
+    hooks_config,
+    usage_once_written,
+)
 from luzia.agents.kind import (
     AgentKind,
     AgentState,
@@ -121,23 +127,12 @@ class CodexKind(AgentKind):
 HOOKS = (*WORKING, ASKING, DONE)
 """Codex 0.147's hooks luzia listens to; a failed turn fires none (the screen ends it)."""
 
-ROLLOUT_WRITE_WAIT = 2.0
-"""Longest wait for the session log to record the turn's end after its ``Stop`` hook."""
-
 
 def _turn_usage(rollout: object, host_path: Callable[[str], Path]) -> dict[str, float]:
     """The tokens of the turn just ended, from the session log (``rollout-*.jsonl``): each
     response's ``last_token_usage`` since the turn's ``task_started``, once its
     ``task_complete`` is written."""
-    if not isinstance(rollout, str) or not rollout:
-        return {}
-    path = host_path(rollout)
-    deadline = _time.monotonic() + ROLLOUT_WRITE_WAIT
-    while True:
-        usage, complete = _read_turn(path)
-        if complete or _time.monotonic() > deadline:
-            return usage
-        _time.sleep(0.02)
+    return usage_once_written(rollout, host_path, _read_turn)
 
 
 def _read_turn(path: Path) -> tuple[dict[str, float], bool]:

@@ -8,7 +8,9 @@ complain because luzia could not listen.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from luzia.agents.kind import AgentState
@@ -68,6 +70,29 @@ def tool_and_target(record: dict[str, Any]) -> tuple[str, str]:
     if isinstance(given, dict):
         target = str(given.get("command") or given.get("file_path") or given.get("path") or "")
     return tool, target
+
+
+WRITE_WAIT = 2.0
+"""Longest wait for an agent's log to hold a turn's end: Claude Code and Codex write it just
+after their ``Stop`` hook has run."""
+
+
+def usage_once_written(
+    logged: object,
+    host_path: Callable[[str], Path],
+    read: Callable[[Path], tuple[dict[str, float], bool]],
+) -> dict[str, float]:
+    """A turn's usage from the agent's log at ``logged`` (the path its hook named), once
+    ``read`` says the log holds the turn's end (or ``WRITE_WAIT`` has passed)."""
+    if not isinstance(logged, str) or not logged:
+        return {}
+    path = host_path(logged)
+    deadline = time.monotonic() + WRITE_WAIT
+    while True:
+        usage, complete = read(path)
+        if complete or time.monotonic() > deadline:
+            return usage
+        time.sleep(0.02)
 
 
 def one_line(value: object, limit: int = 200) -> str:
