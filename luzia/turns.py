@@ -123,6 +123,7 @@ class TurnWatcher:
         self._from_screen = True
         self._question_gone_at: float | None = None
         self._busy_cleared = True
+        self._idle_at_prompt: AgentState | None = None
         self._looked_at = -1
         self._last_look = 0.0
         tracker = controller.tracker
@@ -199,6 +200,7 @@ class TurnWatcher:
         if state != self._state:
             self._busy_cleared = True
             self._question_gone_at = None
+            self._idle_at_prompt = None
         self._state, self._message = state, message
         if record and (changed or usage):
             self.report(state, message, dict(usage or {}))
@@ -292,7 +294,10 @@ class TurnWatcher:
                 elif self._from_screen:  # the agent's own word, if it gave one, holds
                     self._set(RUNNING, "working: the question was answered")
         elif self._state == RUNNING:
-            if at_rest:
+            pending = self._idle_at_prompt
+            if pending is not None and screen.prompt and not screen.busy:
+                self._turn_over(screen, pending.message, pending.usage)
+            elif at_rest:
                 self._turn_over(screen, "waiting at its prompt")
         elif self._busy is None and self._busy_title is None:
             self._set(RUNNING, "working")  # no sign of work known: any output is work
@@ -325,6 +330,9 @@ class TurnWatcher:
             if screen.question is not None:
                 self._from_screen = True
                 self._set(WAITING, screen.question, signal.usage)
+            elif signal.at_prompt and not (screen.prompt and not screen.busy):
+                self._idle_at_prompt = signal  # the next screen with the prompt ends the turn
+                return
             else:
                 self._turn_over(screen, signal.message, signal.usage)
             if signal.usage_later is not None and (usage := signal.usage_later()):

@@ -242,7 +242,11 @@ def dispatcher(
     monkeypatch.setenv("OPENAI_API_KEY", "scripted-key")
     monkeypatch.setenv("OPENAI_API_BASE", f"{model.url}/v1")
     monkeypatch.setenv("AIDER_MODEL", f"openai/{openai_chat.MODEL}")
-    config = Config(agents={p.name: p for p in (local, asks)})
+    builtin = BUILTIN_PROFILES["aider"]
+    asks_in_container = dataclasses.replace(
+        builtin, name="aider-asks-docker", command=builtin.command.replace(" --yes-always", "")
+    )
+    config = Config(agents={p.name: p for p in (local, asks, asks_in_container)})
     d = ResponsiveDispatcher(home=tmp_path / "home", config=config)
     engine = d.start_background_monitor()
     yield d
@@ -343,13 +347,10 @@ def test_interactive_two_turns_both_edits_in_the_diff(
 
 
 def test_a_start_up_question_waits_for_a_person(
-    dispatcher: ResponsiveDispatcher, agent_repo: Path, tmp_path: Path
+    dispatcher: ResponsiveDispatcher, agent_repo: Path, where: Where
 ) -> None:
-    home = tmp_path / "aider-home"
-    home.mkdir()
-    job_id = dispatcher.dispatch_task(
-        "hello", workdir=agent_repo, backend="local", agent="aider-asks", env={"HOME": str(home)}
-    )
+    asks = "aider-asks" if where.backend == "local" else "aider-asks-docker"
+    job_id = start(dispatcher, agent_repo, dataclasses.replace(where, agent=asks), "hello")
     events = Events(dispatcher, job_id)
     question = events.until(waiting(), "the start-up question")
     assert "Add .aider* to .gitignore (recommended)? (Y)es/(N)o" in question.reason

@@ -115,8 +115,12 @@ class AiderKind(AgentKind):
         return f"--notifications --notifications-command 'sh \"${SIGNAL_VAR}\" notify'"
 
     def read_signal(self, signal: Signal, host_path: Callable[[str], Path]) -> AgentState | None:
-        """Its only signal: the reply is done (a question on the screen makes it waiting)."""
-        return AgentState("idle", "done") if signal.name == "notify" else None
+        """Its only signal: the reply is done; it comes at aider's first question or prompt
+        after a reply, so the turn is over only once the prompt shows (a question it answers
+        itself with ``--yes-always`` comes before it writes the files)."""
+        if signal.name != "notify":
+            return None
+        return AgentState("idle", "done", at_prompt=True)
 
     def turn_usage(self, screen: str) -> dict[str, float]:
         """The reply's ``Tokens: 2.1k sent, 52 received. Cost: $0.01 message, ...`` line,

@@ -42,6 +42,9 @@ class AgentState:
     usage_later: Callable[[], dict[str, float]] | None = field(default=None, compare=False)
     """For an agent that writes a turn's usage down just after it signals the end: read it
     once the state is told (it may wait a moment for the agent's write)."""
+    at_prompt: bool = False
+    """An ``idle`` that holds only once the screen shows the prompt (aider signals at a
+    question it then answers itself, before it writes the files)."""
 
 
 @dataclass(frozen=True, slots=True)
