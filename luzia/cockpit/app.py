@@ -483,8 +483,12 @@ class Cockpit(App[None]):
         if self.is_web or self.is_headless:
             self.notify(f"attach needs a terminal: luzia attach {job.id}", title="attach")
             return
+        # The job's tmux server is not the one this terminal may run in: tmux refuses to
+        # attach from inside another unless $TMUX is unset (the person's prefix then reaches
+        # the outer one first: C-b C-b d detaches from the job's).
+        env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
         with self.suspend():
-            subprocess.run(argv, check=False)
+            subprocess.run(argv, check=False, env=env)
         self.refresh()
 
     def action_send(self) -> None:
