@@ -38,8 +38,9 @@ screen (benchmarks/bench_cockpit.py measures store -> screen with it)."""
 
 EMPTY = (
     "No jobs in this home yet.\n\n"
-    'Dispatch one from any terminal:  luzia dispatch "make test"\n'
-    'or to an agent:                  luzia dispatch --agent claude "fix the failing test"\n\n'
+    "Dispatch one from any terminal:\n\n"
+    'luzia dispatch "make test"\n'
+    'luzia dispatch --agent claude "fix the failing test"\n\n'
     "It shows up here at once."
 )
 
