@@ -256,7 +256,7 @@ class Cockpit(App[None]):
         self._check_size()
         self._check_engine()
         self.set_interval(2.0, self._check_engine)
-        self.set_interval(5.0, self._tick)  # ages and "ago" move on with the clock
+        self.set_interval(10.0, self._tick)  # ages move on with the clock (by the minute)
         if self.naive_poll is not None:
             self.set_interval(self.naive_poll, self._naive_refresh)
             self._naive_refresh()
@@ -443,8 +443,9 @@ class Cockpit(App[None]):
         asked = question(job) if job is not None else None
         if asked:
             text.highlight_words([asked.strip()[:80]], style="reverse bold")
+        same_height = len(text.plain.splitlines()) == len(self.preview_text.plain.splitlines())
         self.preview_text = text
-        self.part["preview"].update(text)
+        self.part["preview"].update(text, layout=not same_height)
 
     # -- the naive baseline (benchmarks only)
 

@@ -23,8 +23,9 @@ from luzia.store import JobStore
 POLL = 0.02
 """Seconds between two looks at the store's change counter (as ``luzia events -f``)."""
 
-THROTTLE = 0.1
-"""Shortest time between two captures of a pane that keeps printing."""
+THROTTLE = 0.25
+"""Shortest time between two captures of a pane that keeps printing: four a second follow a
+person's eye; each costs a capture and a redraw of the preview."""
 
 LOG_TAIL = 200
 """Lines of a finished job's log shown in its preview."""
@@ -113,6 +114,7 @@ class PaneFeed:
             self.on_screen(self.job.id, f"(job {self.job.id} has no pane yet)")
             return
         unsubscribe = self._controller.subscribe(self._on_event)
+        last = None
         try:
             self._dirty.set()
             while not self._stop.is_set():
@@ -125,7 +127,9 @@ class PaneFeed:
                 except Exception as exc:
                     self.on_screen(self.job.id, f"(the pane is gone: {exc})")
                     break
-                self.on_screen(self.job.id, screen)
+                if screen != last:  # a spinner's frame back where it was: nothing to redraw
+                    self.on_screen(self.job.id, screen)
+                    last = screen
                 self._stop.wait(self.throttle)  # output in the meantime is one capture later
         finally:
             unsubscribe()

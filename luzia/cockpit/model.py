@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from luzia.jobs import Job, JobState
-from luzia.render import format_span
 from luzia.until import QUESTION_PREFIX
 
 WAITING = "waiting"
@@ -102,11 +101,24 @@ def row(job: Job, now: float | None = None) -> tuple[str, ...]:
         job.id,
         job.project or "-",
         agent,
-        format_span(now - job.created_at),
-        format_span(now - job.updated_at) + " ago",
+        coarse_span(now - job.created_at),
+        coarse_span(now - job.updated_at),
         usage_cell(job.usage),
         task[:60] + ("…" if len(task) > 60 else ""),
     )
+
+
+def coarse_span(seconds: float) -> str:
+    """A time span that changes at most once a minute (a cell redrawn every second costs CPU for
+    nothing a person needs): ``<1m``, ``12m``, ``3h05m``, ``2d04h``."""
+    whole = int(max(0.0, seconds))
+    if whole < 60:
+        return "<1m"
+    if whole < 3600:
+        return f"{whole // 60}m"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
 
 
 def counts(jobs: Sequence[Job]) -> str:
