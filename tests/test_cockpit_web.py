@@ -123,3 +123,39 @@ def test_browser_without_the_token_is_refused(served: str) -> None:
                 return exc.status
 
     assert asyncio.run(websocket()) == 403  # no cockpit process for a browser without it
+
+
+def test_bad_input_is_one_line(tmp_path: Path) -> None:
+    home = str(tmp_path / "home")
+    no_terminal = subprocess.run(
+        [sys.executable, "-m", "luzia", "--home", home, "cockpit"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    assert no_terminal.returncode == 1
+    assert no_terminal.stderr == (
+        "luzia: error: the cockpit needs a terminal; `luzia jobs` or `luzia events -f` print\n"
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "luzia",
+                "--home",
+                home,
+                "cockpit",
+                "--web",
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+        )
+    assert busy.returncode == 1 and busy.stdout == ""
+    assert busy.stderr.startswith(f"luzia: error: cannot serve on 127.0.0.1:{port}: ")
+    assert busy.stderr.count("\n") == 1

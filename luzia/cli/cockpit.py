@@ -17,7 +17,7 @@ from luzia.cli.app import App, pass_app
     help="With --web: the address to listen on (0.0.0.0: every network, e.g. for a phone).",
 )
 @click.option(
-    "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="With --web."
+    "--port", default=8765, show_default=True, type=click.IntRange(1, 65535), help="With --web."
 )
 @click.option(
     "--naive-poll",
@@ -39,6 +39,7 @@ def cockpit(app: App, web: bool, host: str, port: int, naive_poll: float | None)
     if web:
         from luzia.cockpit.web import CockpitServer, cockpit_command, new_token
 
+        _check_free(host, port)
         server = CockpitServer(cockpit_command(app.home, app.config_file), host, port, new_token())
         click.echo(f"luzia cockpit on {server.url()}", err=False)
         if host not in ("127.0.0.1", "localhost", "::1"):
@@ -58,6 +59,25 @@ def cockpit(app: App, web: bool, host: str, port: int, naive_poll: float | None)
     from luzia.cockpit.app import Cockpit
 
     Cockpit(app.home, app.config(), naive_poll=naive_poll).run()
+
+
+def _check_free(host: str, port: int) -> None:
+    """Refuse a taken address before printing a URL that would not work."""
+    import socket
+
+    from luzia.errors import LuziaError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise LuziaError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise LuziaError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 def _web_driver() -> bool:

@@ -21,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from luzia.cockpit.feeds import JobsFeed, PaneFeed
@@ -28,6 +29,9 @@ from luzia.cockpit.model import COLOURS, COLUMNS, WAITING, counts, matches, orde
 from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import Job
+
+SETTLE = 0.08
+"""Seconds the selection must rest on a job before its pane is joined."""
 
 MIN_WIDTH, MIN_HEIGHT = 60, 12
 """Below this the list and the preview cannot both show: the cockpit says so instead."""
@@ -224,6 +228,7 @@ class Cockpit(App[None]):
         self._jobs_feed: JobsFeed | None = None
         self._pane_feed: PaneFeed | None = None
         self._pane_key: tuple[str, bool, bool] | None = None
+        self._pane_timer: Timer | None = None
         self._trace = os.environ.get(TRACE_VAR)
         self.engine_running: bool | None = None
         self.preview_text = Text()
@@ -429,10 +434,18 @@ class Cockpit(App[None]):
         if self._pane_feed is not None:
             self._pane_feed.close()
             self._pane_feed = None
+        if self._pane_timer is not None:
+            self._pane_timer.stop()
+            self._pane_timer = None
         if job is not None and self.naive_poll is None:
-            self._pane_feed = PaneFeed(
-                job, lambda job_id, screen: self.post_message(PaneChanged(job_id, screen))
-            ).start()
+            # a cursor run down the list joins no pane on the way: only where it rests
+            self._pane_timer = self.set_timer(SETTLE, lambda: self._feed(job))
+
+    def _feed(self, job: Job) -> None:
+        self._pane_timer = None
+        self._pane_feed = PaneFeed(
+            job, lambda job_id, screen: self.post_message(PaneChanged(job_id, screen))
+        ).start()
 
     @on(PaneChanged)
     def pane_changed(self, message: PaneChanged) -> None:
