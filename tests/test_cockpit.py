@@ -188,7 +188,14 @@ async def test_keys_send_kill_diff_log_help_filter(d: ResponsiveDispatcher, repo
         await pilot.press("s")
         await pilot.press(*"hello", "enter")
         await until(pilot, lambda: "got:hello" in rendered(app, "#preview"), "the line arrived")
-        # y on a job that asks nothing: said, nothing sent
+        # y or n on a job that asks nothing: said, nothing sent
+        await pilot.press("n")
+        await until(
+            pilot,
+            lambda: any("asks nothing" in str(n.message) for n in app._notifications),
+            "refused",
+        )
+        app.clear_notifications()
         await pilot.press("y")
         await until(
             pilot,

@@ -114,15 +114,20 @@ def test_browser_without_the_token_is_refused(served: str) -> None:
         assert status == 403, url
         assert "token is missing or wrong" in body
 
-    async def websocket() -> int:
+    async def websocket(query: str = "", origin: str | None = None) -> int:
+        url = bare.replace("http", "ws", 1).rstrip("/") + "/ws" + query
+        headers = {"Origin": origin} if origin else {}
         async with aiohttp.ClientSession() as session:
             try:
-                async with session.ws_connect(bare.replace("http", "ws", 1).rstrip("/") + "/ws"):
+                async with session.ws_connect(url, headers=headers):
                     return 101
             except aiohttp.WSServerHandshakeError as exc:
                 return exc.status
 
     assert asyncio.run(websocket()) == 403  # no cockpit process for a browser without it
+    token = served.split("token=")[1]
+    # the token, but from another site's page (a browser names it): refused too
+    assert asyncio.run(websocket(f"?token={token}", "http://elsewhere.example")) == 403
 
 
 def test_bad_input_is_one_line(tmp_path: Path) -> None:

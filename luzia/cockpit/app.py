@@ -50,7 +50,7 @@ EMPTY = (
 
 HELP = """\
 Keys
-  ↑ ↓ / j k-less arrows   choose a job (its pane shows below, live)
+  ↑ ↓     choose a job (its pane shows below, live)
   Enter   attach: you are in the job's live pane; C-b d brings you back here
   s       send a line to the job (as `luzia send`)
   y / n   answer the agent's question with y or n
@@ -232,13 +232,13 @@ class Cockpit(App[None]):
         self._trace = os.environ.get(TRACE_VAR)
         self.engine_running: bool | None = None
         self.preview_text = Text()
+        """What the preview shows now (kept for tests and benchmarks)."""
         self.table: DataTable[Text | str] = DataTable(
             id="jobs", cursor_type="row", zebra_stripes=True
         )
         names = ("status", "engine", "empty", "question", "preview-title", "preview", "small")
         self.part = {name: Static(EMPTY if name == "empty" else "", id=name) for name in names}
         """The main screen's parts, held so a late message never looks them up on a dialog."""
-        """What the preview shows now (kept for tests and benchmarks)."""
 
     # -- layout
 
@@ -274,6 +274,8 @@ class Cockpit(App[None]):
         table.focus()
 
     def on_unmount(self) -> None:
+        if self._pane_timer is not None:
+            self._pane_timer.stop()
         if self._jobs_feed is not None:
             self._jobs_feed.close()
         if self._pane_feed is not None:

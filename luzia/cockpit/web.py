@@ -16,6 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from html import escape
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from textual_serve.server import Server
@@ -86,7 +87,12 @@ class CockpitServer(Server):
 
     def _allowed(self, request: web.Request) -> bool:
         given = request.query.get("token") or request.cookies.get(COOKIE) or ""
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            return False
+        # A page of another site must not drive the cockpit through a browser holding the
+        # cookie: a browser always names the page's origin, and it must be this server.
+        origin = request.headers.get("Origin")
+        return origin is None or urlsplit(origin).netloc == request.host
 
     @web.middleware
     async def _guard(
