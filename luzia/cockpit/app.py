@@ -229,6 +229,7 @@ class Cockpit(App[None]):
         self._pane_feed: PaneFeed | None = None
         self._pane_key: tuple[str, bool, bool] | None = None
         self._pane_timer: Timer | None = None
+        self._shown_parts: dict[str, str | None] = {}
         self._trace = os.environ.get(TRACE_VAR)
         self.engine_running: bool | None = None
         self.preview_text = Text()
@@ -346,26 +347,32 @@ class Cockpit(App[None]):
         shown = ordered(job for job in self.jobs if matches(job, self.filter_text))
         now = time.time()
         rows = {job.id: row(job, now) for job in shown}
-        order_same = [job.id for job in shown] == [job.id for job in self.shown]
-        if order_same:
-            for job_id, cells in rows.items():
-                if self._rows.get(job_id) != cells:
-                    for column, old, new in zip(COLUMNS, self._rows[job_id], cells, strict=True):
-                        if old != new:
-                            table.update_cell(job_id, column, _cell(column, new))
-        else:
-            table.clear()
-            for job_id, cells in rows.items():
+        # Change the table in place: a job dispatched or ended touches its row and the order,
+        # not a rebuild of every row (which costs tens of milliseconds at 100 jobs).
+        for job_id in self._rows.keys() - rows.keys():
+            table.remove_row(job_id)
+        for job_id, cells in rows.items():
+            before = self._rows.get(job_id)
+            if before is None:
                 table.add_row(
                     *(_cell(c, v) for c, v in zip(COLUMNS, cells, strict=True)), key=job_id
                 )
+                continue
+            for column, old, new in zip(COLUMNS, before, cells, strict=True):
+                if old != new:
+                    table.update_cell(job_id, column, _cell(column, new))
+        order = [job.id for job in shown]
+        if [str(r.key.value) for r in table.ordered_rows] != order:
+            rank = {job_id: index for index, job_id in enumerate(order)}
+            table.sort("job", key=lambda job_id: rank[str(job_id)])
         self._rows = rows
         self.shown = shown
         self._restore_selection(shown, table)
         self._show_status()
         empty = not self.jobs
-        self.part["empty"].display = empty
-        table.display = not empty
+        if self.part["empty"].display != empty:
+            self.part["empty"].display = empty
+            table.display = not empty
         self._follow_selection()
 
     def _restore_selection(self, shown: list[Job], table: DataTable[Any]) -> None:
@@ -389,7 +396,9 @@ class Cockpit(App[None]):
         text.append(counts(self.jobs))
         if self.filter_text:
             text.append(f"   filter: {self.filter_text!r} ({len(self.shown)} shown)", style="bold")
-        self.part["status"].update(text)
+        if self._shown_parts.get("status") != text.plain:
+            self._shown_parts["status"] = text.plain
+            self.part["status"].update(text, layout=False)
 
     @on(DataTable.RowSelected)
     def row_selected(self, event: DataTable.RowSelected) -> None:
@@ -412,19 +421,28 @@ class Cockpit(App[None]):
         the job, or whether it has a pane, changed)."""
         job = self.selected()
         asked = question(job) if job is not None else None
-        box = self.part["question"]
-        box.display = asked is not None
-        if asked is not None:
-            box.update(Text(f"? {asked}   (y / n answers, s sends a line)"))
-        title = self.part["preview-title"]
+        self._put(
+            "question", None if asked is None else f"? {asked}   (y / n answers, s sends a line)"
+        )
         if job is None:
-            title.update("")
+            self._put("preview-title", "")
             self.part["preview"].update("")
             self._watch(None)
             return
         what = "log (finished)" if job.state.is_final else "pane (live)"
-        title.update(Text.assemble((job.id, "bold"), f"  {what}  ", job.task.split("\n")[0][:80]))
+        self._put("preview-title", f"{job.id}  {what}  {job.task.split(chr(10))[0][:80]}")
         self._watch(job)
+
+    def _put(self, name: str, text: str | None) -> None:
+        """Show ``text`` in a one-line part (``None`` hides it), only when it changed: each
+        update costs the screen a layout pass."""
+        if self._shown_parts.get(name, "") == text:
+            return
+        self._shown_parts[name] = text
+        part = self.part[name]
+        part.display = text is not None
+        if text is not None:
+            part.update(Text(text), layout=False)
 
     def _watch(self, job: Job | None) -> None:
         key = None
