@@ -55,7 +55,12 @@ from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import JobState
 
 FAKE_AGENT_FILE = Path(__file__).resolve().parent.parent / "examples" / "agents" / "fake-agent"
-PRINTER = 'while :; do echo "line $RANDOM $(date +%T.%N)"; sleep 0.05; done'
+PRINTER = (
+    'f=$(mktemp -u); mkfifo "$f"; exec 9<>"$f"; rm "$f"; '
+    "while :; do printf 'line %05d %(%T)T\\n' $RANDOM -1; read -t 0.05 -u 9; done"
+)
+"""A line every 50 ms without a process per line (printf and a timed read are bash builtins):
+the machine's load is then the cockpit's and the shared host's, not the printers' forks."""
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
