@@ -11,7 +11,7 @@ first prompt. Each run is one job through ``dispatch_task`` and an in-process en
 - *On screen*: a watcher captures the job's pane every 20 ms over the engine's own controller and
   notes the first capture holding the question. It can only be late, by up to 20 ms and a
   capture, so it can only make luzia look faster by that much: the table says so.
-- *luzia*: the ``at`` of the job's ``idle`` event "waiting for a person: ...".
+- *luzia*: the ``at`` of the job's ``waiting`` event.
 - *Baseline*, the peers' way: a second watcher captures the same pane every 0.5 s (one ``tmux
   capture-pane`` process each), and declares the agent waiting once the question is on screen
   and the screen's hash has not changed for 2.0 s. Same pane, same moment, same load.
@@ -105,7 +105,7 @@ def one_run(dispatcher: Any, engine: Any, workspace: Path, env: dict[str, str]) 
         thread.start()
     reported = None
     for event in dispatcher.stream_status(job_id, poll=0.01):
-        if event.state is JobState.IDLE and "waiting for a person" in event.reason:
+        if event.state is JobState.WAITING:
             reported = event.at
             break
     threads[1].join(timeout=10)  # the baseline decides later, on the same screen

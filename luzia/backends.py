@@ -47,6 +47,7 @@ from luzia.proctree import (
     reaper_argv,
     reaper_setup,
 )
+from luzia.signals import SIGNAL_SCRIPT, SIGNAL_VAR, write_signal_script
 
 if TYPE_CHECKING:
     import docker
@@ -84,6 +85,8 @@ printf '%-{EXIT_CODE_WIDTH}s\\n' '' > "$dir/exit_code"
 # Outlive a hangup, Ctrl-C or SIGTERM (the command still gets them) to clean up after it.
 trap : HUP INT TERM
 umask "$umask_was"
+# Where the agent's hooks report its state (luzia.signals).
+export {SIGNAL_VAR}="$dir/{SIGNAL_SCRIPT}"
 # The job's variables, from the file only its user can read (never a command line), for the
 # command alone: a subshell that becomes the command (this bash, whatever PATH they set).
 cd "$1" && (if [[ -e $dir/{ENV_FILE} ]]; then . "$dir/{ENV_FILE}" || exit; fi
@@ -117,7 +120,9 @@ def job_command(job: Job, profile: AgentProfile | None) -> str:
     if profile is None:
         return agent_command(job.agent, job.task)
     if job.mode == "interactive":
-        return profile.command
+        kind = agent_kind(profile)
+        hooks = kind.signal_args() if kind is not None else ""
+        return f"{profile.command} {hooks}" if hooks else profile.command
     return agent_command(profile.command_for(job.mode), job.task)
 
 
@@ -130,6 +135,7 @@ def write_job_scripts(job: Job, command: str, *, reap: bool = True) -> None:
     write_private(job.job_dir / COMMAND_FILE, (command + "\n").encode())
     write_private(job.job_dir / RUN_FILE, run_script(job, reap=reap).encode())
     write_private(job.job_dir / LOG_FILE, b"")
+    write_signal_script(job.job_dir)
     values = {name: value for name, value in job.env.items() if value is not None}
     if values and not (job.job_dir / ENV_FILE).exists():
         write_env_file(job.job_dir, values)
@@ -176,6 +182,10 @@ class Backend(ABC):
     @abstractmethod
     def run_line(self, job: Job) -> str:
         """The line typed into the pane to run the job."""
+
+    def host_path(self, job: Job, path: str) -> Path:
+        """Where this host sees a file the job's processes name ``path``."""
+        return Path(path)
 
     @abstractmethod
     def process_alive(self, job: Job, pid: int) -> bool:
@@ -273,6 +283,20 @@ class DockerBackend(Backend):
 
     def run_line(self, job: Job) -> str:
         return f"bash {JOB_MOUNT}/{RUN_FILE} /workspace"
+
+    def host_path(self, job: Job, path: str) -> Path:
+        """Through the job's bind mounts: its directory, its agent HOME, its workspace."""
+        from controllers.image.rootfs import AGENT_HOME
+
+        mounts = (
+            (JOB_MOUNT, job.job_dir),
+            (AGENT_HOME, job.job_dir / HOME_DIR),
+            ("/workspace", job.workdir),
+        )
+        for inside, outside in mounts:
+            if path == inside or path.startswith(inside.rstrip("/") + "/"):
+                return outside / path[len(inside) :].lstrip("/")
+        return job.job_dir / "no-such-mount" / path.lstrip("/")
 
     def _ensure_default_image(self, image: str | None) -> None:
         """Build luzia's own image (offline, about a second) the first time a job needs it.

@@ -330,13 +330,19 @@ class _Reader:
         return Config(defaults=defaults, projects=projects, path=self.file, agents=agents)
 
     def agent(self, name: str, value: object) -> AgentProfile:
+        """``[agents.NAME]``: what it leaves out comes from its kind's built-in profile (a
+        ``kind = "codex"`` profile with its own command still reads Codex's screens)."""
+        from luzia.agents import KINDS
+
         keys = ("agents", name)
         known = (
             "command",
             "delivery",
             "prompt",
             "busy",
+            "busy_title",
             "questions",
+            "question_title",
             "delay_enter",
             "quiet",
             "start_timeout",
@@ -358,28 +364,33 @@ class _Reader:
             raise self.error(
                 (*keys, "command"), 'needs {task} where the task goes (delivery "argument")'
             )
-        questions = table.get("questions", [])
+        kind = self.kind(table, keys, name)
+        base = KINDS[kind].profile if kind is not None else AgentProfile(name=name, command=command)
+        questions = table.get("questions", list(base.questions))
         if isinstance(questions, str):
             questions = [questions]
         if not isinstance(questions, list):
             raise self.error((*keys, "questions"), "must be a list of regular expressions")
-        for index, pattern in enumerate([table.get("prompt"), table.get("busy"), *questions]):
-            self.regex(pattern, keys, ("prompt", "busy", "questions")[min(index, 2)])
-        built = AgentProfile(name=name, command=command)
+        for key in ("prompt", "busy", "busy_title", "question_title"):
+            self.regex(table.get(key), keys, key)
+        for pattern in questions:
+            self.regex(pattern, keys, "questions")
         return AgentProfile(
             name=name,
             command=command,
             delivery=delivery,
-            prompt=self.text(table, keys, "prompt"),
-            busy=self.text(table, keys, "busy"),
+            prompt=self.text(table, keys, "prompt") or base.prompt,
+            busy=self.text(table, keys, "busy") or base.busy,
             questions=tuple(questions),
-            delay_enter=self.seconds(table, keys, "delay_enter", built.delay_enter),
-            quiet=self.seconds(table, keys, "quiet", built.quiet),
-            start_timeout=self.seconds(table, keys, "start_timeout", built.start_timeout),
+            busy_title=self.text(table, keys, "busy_title") or base.busy_title,
+            question_title=self.text(table, keys, "question_title") or base.question_title,
+            delay_enter=self.seconds(table, keys, "delay_enter", base.delay_enter),
+            quiet=self.seconds(table, keys, "quiet", base.quiet),
+            start_timeout=self.seconds(table, keys, "start_timeout", base.start_timeout),
             secret_env=self.patterns(table, keys),
             exec_command=self.exec_command(table, keys, delivery),
-            forward_env=self.patterns(table, keys, "forward_env"),
-            kind=self.kind(table, keys, name),
+            forward_env=self.patterns(table, keys, "forward_env") or base.forward_env,
+            kind=kind,
         )
 
     def exec_command(

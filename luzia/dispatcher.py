@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from luzia.agent_check import check_dispatch, needed_agent
 from luzia.agents import BUILTIN_PROFILES, AgentProfile
@@ -208,9 +208,7 @@ class ResponsiveDispatcher:
         """The job with this id or unique id prefix, as the store has it now."""
         return self.store.resolve(job_id)
 
-    def update_status(
-        self, job_id: str, state: JobState | str, reason: str, **fields: object
-    ) -> Job:
+    def update_status(self, job_id: str, state: JobState | str, reason: str, **fields: Any) -> Job:
         """Record a state change (the engine's call); see ``JobStore.transition`` for the rules."""
         return self.store.transition(job_id, state, reason, **fields)
 

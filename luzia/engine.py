@@ -59,6 +59,7 @@ from luzia.joblog import read_log
 from luzia.jobs import ACTIVE_STATES, FINAL_STATES, Job, JobState
 from luzia.launch import read_launch
 from luzia.notify import run_on_state
+from luzia.signals import SIGNALS_DIR, Signal, SignalWatcher
 from luzia.store import JobStore
 from luzia.turns import TurnWatcher
 from luzia.verdict import Evidence, decide
@@ -98,6 +99,7 @@ class _Live:
     running_recorded: bool = False
     turns: TurnWatcher | None = None
     unsubscribe: Callable[[], None] | None = None
+    unsignal: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ class Engine:
         self._last_sweep = 0.0
         self._lock = EngineLock(self.home)
         self._thread: threading.Thread | None = None
+        self._signal_watcher: SignalWatcher | None = None
+        self._signal_lock = threading.Lock()
 
     # -- running the engine --
 
@@ -190,6 +194,8 @@ class Engine:
             self._live.clear()
         for item in live:
             self._unwatch(item)
+        if self._signal_watcher is not None:
+            self._signal_watcher.close()
         self.store.close()
 
     def _tick(self) -> None:
@@ -300,11 +306,24 @@ class Engine:
             self._record_running(job_id)
         elif kind in ("ended", "stopped", "lost"):
             self._pool.submit(self._examine, job_id, kind, detail)
-        elif kind in ("running", "idle"):
+        elif kind == "usage":
+            self.store.add_turn_usage(job_id, detail[1])
+        elif kind in ("running", "idle", "waiting"):
             with self._live_lock:
                 live = self._live.get(job_id)
             if live is not None and job_id not in self._killing:
-                self._told(self.store.transition(job_id, JobState(kind), str(detail)))
+                message, usage = detail if isinstance(detail, tuple) else (str(detail), {})
+                self._record_turn(job_id, JobState(kind), message, usage)
+
+    def _record_turn(
+        self, job_id: str, state: JobState, message: str, usage: Mapping[str, float]
+    ) -> None:
+        """A turn state the watcher reported, with the turn's usage."""
+        job = self.store.transition(job_id, state, message)
+        if usage and job.state is state:
+            job = self.store.add_turn_usage(job_id, usage)
+        if job.state is state:
+            self._told(job)
 
     def _record_running(self, job_id: str) -> None:
         with self._live_lock:
@@ -401,6 +420,8 @@ class Engine:
             live.turns.stop()
         if live.unsubscribe is not None:
             live.unsubscribe()
+        if live.unsignal is not None:
+            live.unsignal()
 
     def _unwatch(self, live: _Live) -> None:
         self._release(live)
@@ -540,13 +561,25 @@ class Engine:
         """
         live = _Live(job, controller, profile)
         if profile is not None and job.mode == "interactive":
-            live.turns = TurnWatcher(
+            now = self.store.get(job.id) if resume else job
+            turns = live.turns = TurnWatcher(
                 controller,
                 profile,
                 job.task,
-                lambda state, message: self._events.put((state, job.id, message)),
+                lambda state, message, usage: self._events.put((state, job.id, (message, usage))),
                 resume=resume,
+                recorded=(str(now.state), now.message or ""),
             )
+            kind = agent_kind(profile)
+            if kind is not None:
+                backend = self._backend(job)
+
+                def heard(signal: Signal) -> None:
+                    state = kind.read_signal(signal, lambda path: backend.host_path(job, path))
+                    if state is not None:
+                        turns.signal(state)
+
+                live.unsignal = self._signals().watch(job.job_dir / SIGNALS_DIR, heard)
         with self._live_lock:
             self._live[job.id] = live
             for text, enter in self._early_inputs.pop(job.id, []):
@@ -556,6 +589,13 @@ class Engine:
             controller, lambda kind, cause: self._events.put((kind, job.id, cause))
         )
         return live
+
+    def _signals(self) -> SignalWatcher:
+        """The one watcher of every job's signals, started with the first agent that has any."""
+        with self._signal_lock:
+            if self._signal_watcher is None:
+                self._signal_watcher = SignalWatcher()
+            return self._signal_watcher
 
     # -- scheduling and starting --
 

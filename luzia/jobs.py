@@ -28,13 +28,16 @@ MODES: frozenset[str] = frozenset({"command", "interactive"})
 class JobState(StrEnum):
     """The lifecycle: ``queued -> starting -> running -> completed | failed | killed``.
 
-    An interactive agent may go ``running <-> idle`` (waiting at its prompt).
+    An interactive agent moves between ``running`` (working on a turn), ``idle`` (its turn is
+    over, at its prompt) and ``waiting`` (it asked a person something: the message holds the
+    question) until it exits.
     """
 
     QUEUED = "queued"
     STARTING = "starting"
     RUNNING = "running"
     IDLE = "idle"
+    WAITING = "waiting"
     COMPLETED = "completed"
     FAILED = "failed"
     KILLED = "killed"
@@ -44,7 +47,9 @@ class JobState(StrEnum):
         return self in FINAL_STATES
 
 
-ACTIVE_STATES: frozenset[JobState] = frozenset({JobState.STARTING, JobState.RUNNING, JobState.IDLE})
+ACTIVE_STATES: frozenset[JobState] = frozenset(
+    {JobState.STARTING, JobState.RUNNING, JobState.IDLE, JobState.WAITING}
+)
 """States that hold a slot: they count against concurrency limits, and after a crash the engine
 must find each such job's container or pane again. ``queued`` is neither active nor final."""
 
@@ -144,15 +149,20 @@ class JobEvent:
     at: float
     state: JobState
     reason: str
+    usage: Mapping[str, float] = field(default_factory=dict, hash=False)
+    """What the turn this event ends used (an ``idle`` or ``waiting`` after a turn)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "job_id": self.job_id,
             "seq": self.seq,
             "at": iso_utc(self.at),
             "state": str(self.state),
             "reason": self.reason,
         }
+        if self.usage:
+            data["usage"] = dict(self.usage)
+        return data
 
 
 @dataclass(frozen=True, slots=True)

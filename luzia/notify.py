@@ -20,28 +20,28 @@ import subprocess
 import threading
 
 from luzia.jobs import Job, JobState
-from luzia.until import QUESTION_PREFIX
 
 log = logging.getLogger("luzia.notify")
 
 NOTIFY_TIMEOUT = 60.0
 
-TOLD = frozenset({JobState.IDLE, JobState.COMPLETED, JobState.FAILED, JobState.KILLED})
+TOLD = frozenset(
+    {JobState.IDLE, JobState.WAITING, JobState.COMPLETED, JobState.FAILED, JobState.KILLED}
+)
 """The states a person is told of: a turn ended or a question, and the end."""
 
 
 def notify_env(job: Job) -> dict[str, str]:
     """What the command is told, over the engine's own environment."""
     message = job.message or ""
-    waiting = job.state is JobState.IDLE and message.startswith(QUESTION_PREFIX)
     env = {
         "LUZIA_JOB_ID": job.id,
         "LUZIA_PROJECT": job.project or "",
-        "LUZIA_STATE": "waiting" if waiting else str(job.state),
+        "LUZIA_STATE": str(job.state),
         "LUZIA_MESSAGE": message,
     }
-    if waiting:
-        env["LUZIA_QUESTION"] = message.removeprefix(QUESTION_PREFIX)
+    if job.state is JobState.WAITING:
+        env["LUZIA_QUESTION"] = message
     if job.exit_code is not None:
         env["LUZIA_EXIT_CODE"] = str(job.exit_code)
     return env

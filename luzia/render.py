@@ -30,13 +30,14 @@ STATE_STYLES = {
     "starting": "cyan",
     "running": "blue",
     "idle": "magenta",
+    "waiting": "bold yellow",
     "completed": "green",
     "failed": "bold red",
     "killed": "yellow",
 }
 """The colour of each job state, in rich's style syntax."""
 
-JOB_COLUMNS = ("ID", "PROJECT", "STATE", "EXIT", "AGE", "DURATION", "TASK")
+JOB_COLUMNS = ("ID", "PROJECT", "STATE", "EXIT", "AGE", "DURATION", "TOKENS", "TASK")
 TASK_WIDTH = 60
 """Characters of a task shown in a plain table row; rich fits the column to the terminal."""
 
@@ -163,6 +164,7 @@ def job_row(job: Job, now: float, task_width: int | None = TASK_WIDTH) -> list[s
         exit_text(job),
         format_span(now - job.created_at),
         format_span(job.duration),
+        short_usage(job.usage),
         one_line(job.task, task_width),
     ]
 
@@ -199,7 +201,7 @@ def rich_jobs(jobs: Sequence[Job], now: float | None = None) -> RenderableType:
     for name in JOB_COLUMNS:
         if name == "TASK":
             table.add_column(name, no_wrap=True, overflow="ellipsis", ratio=1)
-        elif name in ("EXIT", "AGE", "DURATION"):
+        elif name in ("EXIT", "AGE", "DURATION", "TOKENS"):
             table.add_column(name, justify="right", no_wrap=True)
         else:
             table.add_column(name, no_wrap=True)
@@ -285,8 +287,33 @@ def usage_text(usage: Mapping[str, float]) -> str:
     return ", ".join(parts) or "-"
 
 
+def short_usage(usage: Mapping[str, float]) -> str:
+    """Tokens in/out (and cost) in a table cell: ``12.3k/850 $0.04``; ``-`` for none.
+
+    >>> short_usage({"input_tokens": 12345, "output_tokens": 850, "cost_usd": 0.0412})
+    '12.3k/850 $0.04'
+    """
+    if not usage:
+        return "-"
+    cell = "/".join(_count(usage.get(key, 0)) for key in ("input_tokens", "output_tokens"))
+    if "cost_usd" in usage:
+        cell += f" ${usage['cost_usd']:.2f}"
+    return cell
+
+
+def _count(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    return str(int(value))
+
+
 def event_line(event: JobEvent) -> str:
-    return f"{format_time(event.at)}  {event.state.value:<9}  {event.reason}"
+    line = f"{format_time(event.at)}  {event.state.value:<9}  {event.reason}"
+    if event.usage:
+        line += f"  [{usage_text(event.usage)}]"
+    return line
 
 
 def plain_job(

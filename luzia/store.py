@@ -48,11 +48,12 @@ from luzia.paths import (
     write_private,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: the first. 2: ``jobs.env`` holds ``null`` for a secret variable's value (``luzia.jobenv``);
 moving a version-1 store to 2 blanks the secret values it held for jobs past ``queued``.
 3: ``jobs.usage``. 4: ``job_events.num``, one sequence over every job's events in commit order
-(``JobStore.feed``); an older store's events are numbered by time."""
+(``JobStore.feed``); an older store's events are numbered by time. 5: ``job_events.usage``, what
+the turn an event ends used."""
 
 _EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
         num INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -61,6 +62,7 @@ _EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
         at REAL NOT NULL,
         state TEXT NOT NULL,
         reason TEXT NOT NULL,
+        usage TEXT,
         UNIQUE (job_id, seq)
     )"""
 """Events; ``num`` (never reused: ``AUTOINCREMENT``) grows in commit order, since every write
@@ -104,7 +106,9 @@ _INSERT_JOB = (
     f"INSERT OR IGNORE INTO jobs ({_COLUMNS}, last_seq) "
     "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, NULL, NULL, ?, NULL, 1)"
 )
-_INSERT_EVENT = "INSERT INTO job_events (job_id, seq, at, state, reason) VALUES (?, ?, ?, ?, ?)"
+_INSERT_EVENT = (
+    "INSERT INTO job_events (job_id, seq, at, state, reason, usage) VALUES (?, ?, ?, ?, ?, ?)"
+)
 _FINAL_SQL = ", ".join(f"'{state}'" for state in sorted(FINAL_STATES))
 
 FIELDS = frozenset(
@@ -213,7 +217,9 @@ class JobStore:
                 con.execute("ALTER TABLE jobs ADD COLUMN usage TEXT")
             event_columns = {row[1] for row in con.execute("PRAGMA table_info(job_events)")}
             if "num" not in event_columns:  # version 4: one order over all jobs' events
-                _number_events(con)
+                _number_events(con)  # the table made anew has every column
+            elif "usage" not in event_columns:  # version 5: a turn's usage with its end
+                con.execute("ALTER TABLE job_events ADD COLUMN usage TEXT")
             if found < SCHEMA_VERSION:
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             con.execute("COMMIT")
@@ -303,7 +309,7 @@ class JobStore:
             log_path=directory / LOG_FILE,
             job_dir=directory,
             env=json.loads(env) if env else {},
-            usage=json.loads(row[18]) if row[18] else {},
+            usage=_usage(row[18]),
         )
 
     # -- the API
@@ -351,7 +357,7 @@ class JobStore:
                     values = (*row, env_json, "dispatched", now, now)
                     if con.execute(_INSERT_JOB, values).rowcount == 0:
                         raise _IdTaken
-                    con.execute(_INSERT_EVENT, (job_id, 1, now, "queued", "dispatched"))
+                    con.execute(_INSERT_EVENT, (job_id, 1, now, "queued", "dispatched", None))
             except _IdTaken:
                 shutil.rmtree(directory, ignore_errors=True)
                 continue
@@ -468,8 +474,27 @@ class JobStore:
                 if not current:
                     raise JobNotFound(job_id)
                 return self._job(current[0])
-            con.execute(_INSERT_EVENT, (job_id, rows[0][-1], now, new_state.value, reason))
+            con.execute(_INSERT_EVENT, (job_id, rows[0][-1], now, new_state.value, reason, None))
         return self._job(rows[0])
+
+    def add_turn_usage(self, job_id: str, usage: Mapping[str, float]) -> Job:
+        """What a turn used: given to the job's latest event (the turn's end) and added to the
+        job's totals, in one transaction."""
+        with self._write() as con:
+            rows = con.execute(
+                "SELECT usage, last_seq FROM jobs WHERE id = ?", (job_id,)
+            ).fetchall()
+            if not rows:
+                raise JobNotFound(job_id)
+            totals = _usage(rows[0][0])
+            for key, value in usage.items():
+                totals[key] = totals.get(key, 0.0) + value
+            con.execute("UPDATE jobs SET usage = ? WHERE id = ?", (json.dumps(totals), job_id))
+            con.execute(
+                "UPDATE job_events SET usage = ? WHERE job_id = ? AND seq = ?",
+                (json.dumps(dict(usage)), job_id, rows[0][1]),
+            )
+        return self.get(job_id)
 
     def kill_if_queued(self, job_id: str) -> Job:
         """Mark the job ``killed`` if, and only if, it is still ``queued``; return it as it is.
@@ -486,7 +511,7 @@ class JobStore:
         with self._write() as con:
             rows = con.execute(sql, (now, now, reason, job_id)).fetchall()
             if rows:
-                con.execute(_INSERT_EVENT, (job_id, rows[0][0], now, "killed", reason))
+                con.execute(_INSERT_EVENT, (job_id, rows[0][0], now, "killed", reason, None))
         return self.get(job_id)
 
     def update(self, job_id: str, **fields: object) -> Job:
@@ -505,11 +530,14 @@ class JobStore:
     def events(self, job_id: str, after_seq: int = 0) -> builtins.list[JobEvent]:
         """The job's state changes after ``after_seq``, oldest first."""
         rows = self._read(
-            "SELECT seq, at, state, reason FROM job_events WHERE job_id = ? AND seq > ? "
+            "SELECT seq, at, state, reason, usage FROM job_events WHERE job_id = ? AND seq > ? "
             "ORDER BY seq",
             (job_id, after_seq),
         )
-        return [JobEvent(job_id, seq, at, _STATES[state], why) for seq, at, state, why in rows]
+        return [
+            JobEvent(job_id, seq, at, _STATES[state], why, _usage(usage))
+            for seq, at, state, why, usage in rows
+        ]
 
     def last_event_num(self) -> int:
         """The ``num`` of the newest event recorded (0 for none): where a feed starts from now."""
@@ -545,14 +573,14 @@ class JobStore:
             where.append("e.at >= ?")
             params.append(since)
         rows = self._read(
-            "SELECT e.num, e.job_id, e.seq, e.at, e.state, e.reason, j.project "
+            "SELECT e.num, e.job_id, e.seq, e.at, e.state, e.reason, e.usage, j.project "
             "FROM job_events e JOIN jobs j ON j.id = e.job_id "
             f"WHERE {' AND '.join(where)} ORDER BY e.num LIMIT ?",
             (*params, limit),
         )
         return [
-            FeedEvent(job_id, seq, at, _STATES[state], why, project=proj, num=num)
-            for num, job_id, seq, at, state, why, proj in rows
+            FeedEvent(job_id, seq, at, _STATES[state], why, _usage(usage), project=proj, num=num)
+            for num, job_id, seq, at, state, why, usage, proj in rows
         ]
 
     def delete(self, job_id: str) -> None:
@@ -588,6 +616,11 @@ class JobStore:
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
         return int(version) + int(self._local.writes)
+
+
+def _usage(column: str | None) -> dict[str, float]:
+    """A usage column as written (JSON, or ``NULL`` for none)."""
+    return json.loads(column) if column else {}
 
 
 def _number_events(con: sqlite3.Connection) -> None:

@@ -1,24 +1,31 @@
-"""Turns of an interactive agent: wait for its prompt, hand it a task, see the turn end.
+"""Turns of an interactive agent: wait for its prompt, hand it a task, follow its state.
 
-A turn has ended when the pane has been quiet for the profile's ``quiet`` seconds and the
-bottom of the screen shows the agent's prompt (and not its ``busy`` pattern), or one of its
-``questions`` (then a person is needed). Quiet is measured from the control stream's output
-events, so the check costs one screen capture per quiet spell, not a poll every half second.
+Three states a person can act on: ``running`` (working on a turn), ``idle`` (the turn is over,
+at its prompt) and ``waiting`` (it asks a person something). The agent's own signals decide
+where it has them (its hooks, through :mod:`luzia.signals`); the screen is the fallback and the
+check: a question is matched anywhere on the screen as soon as it is drawn, without waiting for
+silence, and holds while it stays (a blinking glyph does not flip it); a turn ends by the
+screen after ``quiet`` seconds of silence with the prompt shown and no busy sign (an API error
+ends a turn without the hook); an idle agent starts a turn only on a busy sign (a spinner, its
+title), not on redraws (hints erased, a cursor blinking). The screen is captured only after
+output, at most every ``LOOK_INTERVAL``: no poll.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from controllers.controller import TmuxController
 from controllers.errors import ControllerError, InvalidInput, TmuxCommandError
-from luzia.agents import AgentProfile
-from luzia.until import QUESTION_PREFIX
+from luzia.agents import AgentProfile, agent_kind
+from luzia.agents.kind import AgentState
 
 log = logging.getLogger("luzia.turns")
 
@@ -45,7 +52,31 @@ ENTER_QUIET_LIMIT = 2.0
 """Longest wait for a quiet screen before an Enter: an animation (Codex's welcome screen) never
 stops printing, and the Enter must go in all the same."""
 
-Report = Callable[[str, str], None]
+LOOK_INTERVAL = 0.08
+"""Shortest time between two screen captures while the agent prints: a question is seen within
+this of being drawn, and a streaming agent costs a dozen captures a second."""
+
+QUESTION_GONE = 0.5
+"""How long a question must stay off the screen before it counts as answered: redraws (Claude
+Code's blinking tool glyph, Codex's title) hide it for a moment."""
+
+RUNNING, IDLE, WAITING = "running", "idle", "waiting"
+USAGE = "usage"
+"""Reported after the ``idle`` it belongs to, when the agent wrote it down only then."""
+
+Report = Callable[[str, str, dict[str, float]], None]
+"""``(state, message, usage)``: usage is the turn's, given with the ``idle`` that ends it."""
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What one look at the pane found."""
+
+    question: str | None
+    busy: bool
+    prompt: bool
+    quiet: bool
+    text: str
 
 
 class Stopped(Exception):
@@ -53,11 +84,10 @@ class Stopped(Exception):
 
 
 class TurnWatcher:
-    """Drives one interactive agent in its own thread; reports ``(state, message)``.
-
-    ``state`` is ``"running"`` (working on a turn) or ``"idle"`` (at its prompt, or asking
-    a person). The job's end (the agent exits) is the engine's business, not this one's.
-    ``resume`` (a job adopted after an engine restart) skips delivery: the task went in before.
+    """Drives one interactive agent in its own thread; reports ``(state, message, usage)``
+    when its state changes. The job's end (the agent exits) is the engine's business.
+    ``resume`` (a job adopted after an engine restart) skips delivery: the task went in before;
+    the job's recorded state and message are where it goes on from (not told again).
     """
 
     def __init__(
@@ -68,8 +98,10 @@ class TurnWatcher:
         report: Report,
         *,
         resume: bool = False,
+        recorded: tuple[str, str] = ("running", "working"),
     ) -> None:
         self.resume = resume
+        self._recorded = recorded if recorded[0] in (RUNNING, IDLE, WAITING) else (RUNNING, "")
         self.controller = controller
         self.profile = profile
         self.task = task
@@ -79,7 +111,20 @@ class TurnWatcher:
         self._prompt = re.compile(profile.prompt) if profile.prompt else None
         self._busy = re.compile(profile.busy) if profile.busy else None
         self._questions = [re.compile(q) for q in profile.questions]
+        self._busy_title = re.compile(profile.busy_title) if profile.busy_title else None
+        self._question_title = (
+            re.compile(profile.question_title) if profile.question_title else None
+        )
+        self._kind = agent_kind(profile)
         self._inputs: collections.deque[tuple[str, bool]] = collections.deque()
+        self._signals: collections.deque[AgentState] = collections.deque()
+        self._state = ""
+        self._message = ""
+        self._from_screen = True
+        self._question_gone_at: float | None = None
+        self._busy_cleared = True
+        self._looked_at = -1
+        self._last_look = 0.0
         tracker = controller.tracker
         # The agent has exited once the shell finished a command after this point (or, for an
         # adopted job whose start marker went by before we listened, showed a new prompt).
@@ -102,6 +147,12 @@ class TurnWatcher:
             self._inputs.append((text, enter))
             self.controller.stream.cond.notify_all()
 
+    def signal(self, state: AgentState) -> None:
+        """The agent's own word on its state (from its hooks); applied in order."""
+        with self.controller.stream.cond:
+            self._signals.append(state)
+            self.controller.stream.cond.notify_all()
+
     def stop(self) -> None:
         self._stop.set()
         with self.controller.stream.cond:
@@ -118,27 +169,166 @@ class TurnWatcher:
             if not self.resume:
                 self._wait_ready()
                 self._deliver(self.task, enter=True)
-                self.report("running", "working on the task")
+                self._set(RUNNING, "working on the task", note=True)
+            else:
+                self._set(*self._recorded, record=False)
             while True:
-                message, seen = self._wait_turn_end()
-                self.report("idle", message)
-                if self._wait_output_or_input(after=seen):
-                    text, enter = self._inputs.popleft()
-                    try:
-                        self._deliver(text, enter)
-                    except (TmuxCommandError, InvalidInput) as exc:  # this input, not the pane
-                        log.warning("pane %s: input refused: %s", self.controller.pane_id, exc)
-                        continue
-                    self.report("running", "working on a follow-up")
-                else:
-                    self.report("running", "working")
+                self._step()
         except Stopped:
             return
         except ControllerError as exc:
             log.info("turn watcher for pane %s ends: %s", self.controller.pane_id, exc)
         except Exception:
             log.exception("turn watcher for pane %s failed", self.controller.pane_id)
-            self.report("idle", "luzia stopped following this agent's turns (internal error)")
+            self.report(IDLE, "luzia stopped following this agent's turns (internal error)", {})
+
+    # -- the state machine --
+
+    def _set(
+        self,
+        state: str,
+        message: str,
+        usage: Mapping[str, float] | None = None,
+        *,
+        note: bool = False,
+        record: bool = True,
+    ) -> None:
+        """Enter ``state``; tell the engine when it changed, when a question's text did, or
+        when ``note`` asks to record the new message anyway."""
+        changed = state != self._state or (message != self._message and (note or state == WAITING))
+        if state != self._state:
+            self._busy_cleared = True
+            self._question_gone_at = None
+        self._state, self._message = state, message
+        if record and (changed or usage):
+            self.report(state, message, dict(usage or {}))
+
+    def _step(self) -> None:
+        """Wait for the next thing that can change the state, and apply it: the agent's own
+        signals first, then queued input (taken when the agent is not working), then what
+        the screen shows."""
+        stream = self.controller.stream
+        signal = None
+        with stream.cond:
+            while True:
+                self._check()
+                if self._signals:
+                    signal = self._signals.popleft()
+                    break
+                if self._inputs and self._state != RUNNING:
+                    break
+                now = time.monotonic()
+                due = self._look_due()
+                if due <= now:
+                    break
+                stream.cond.wait(None if due == math.inf else due - now)
+        if signal is not None:
+            self._on_signal(signal)
+        elif self._inputs and self._state != RUNNING:
+            text, enter = self._inputs.popleft()
+            try:
+                self._deliver(text, enter)
+            except (TmuxCommandError, InvalidInput) as exc:  # this input, not the pane
+                log.warning("pane %s: input refused: %s", self.controller.pane_id, exc)
+                return
+            message = "working on a follow-up" if self._state == IDLE else "working on the answer"
+            self._set(RUNNING, message, note=True)
+        else:
+            self._on_screen(self._look())
+
+    def _look_due(self) -> float:
+        """When the screen should next be looked at: soon after new output (at most every
+        ``LOOK_INTERVAL``), when a quiet spell would end a turn, when a question gone from the
+        screen has been gone long enough; ``inf`` while nothing can change. A moment already
+        looked at after is not due again."""
+        stream = self.controller.stream
+        due = math.inf
+        if stream.position != self._looked_at:
+            due = self._last_look + LOOK_INTERVAL
+        moments = []
+        if self._state in (RUNNING, WAITING):
+            moments.append(stream.last_output_at + self.profile.quiet)
+        if self._state == WAITING and self._question_gone_at is not None:
+            moments.append(self._question_gone_at + QUESTION_GONE)
+        for moment in moments:
+            if moment > self._last_look:
+                due = min(due, moment)
+        return due
+
+    def _look(self) -> Screen:
+        stream = self.controller.stream
+        self._looked_at = stream.position
+        self._last_look = time.monotonic()
+        quiet = self._last_look - stream.last_output_at >= self.profile.quiet
+        text = self.controller.capture_pane()
+        title = self.controller.tracker.title or ""
+        tail = _tail(text)
+        question = self._question(text)
+        if question is None and self._question_title and self._question_title.search(title):
+            question = title.strip()
+        busy = bool(
+            (self._busy is not None and self._busy.search(tail))
+            or (self._busy_title is not None and self._busy_title.search(title))
+        )
+        prompt = self._prompt is None or bool(self._prompt.search(tail))
+        return Screen(question, busy, prompt, quiet, text)
+
+    def _on_screen(self, screen: Screen) -> None:
+        if screen.question is not None:
+            self._question_gone_at = None
+            if self._state != WAITING or self._from_screen:
+                self._from_screen = True
+                self._set(WAITING, screen.question)
+            return
+        at_rest = screen.quiet and screen.prompt and not screen.busy
+        if self._state == WAITING:
+            # Redraws hide a question for a moment: gone means gone for QUESTION_GONE.
+            now = time.monotonic()
+            if self._question_gone_at is None:
+                self._question_gone_at = now
+            elif now - self._question_gone_at >= QUESTION_GONE:
+                if at_rest:
+                    self._turn_over(screen, "waiting at its prompt")
+                elif self._from_screen:  # the agent's own word, if it gave one, holds
+                    self._set(RUNNING, "working: the question was answered")
+        elif self._state == RUNNING:
+            if at_rest:
+                self._turn_over(screen, "waiting at its prompt")
+        elif self._busy is None and self._busy_title is None:
+            self._set(RUNNING, "working")  # no sign of work known: any output is work
+        elif screen.busy and self._busy_cleared:
+            self._set(RUNNING, "working")
+        elif not screen.busy:
+            self._busy_cleared = True
+
+    def _turn_over(
+        self, screen: Screen, message: str, usage: Mapping[str, float] | None = None
+    ) -> None:
+        """The turn has ended: idle, with its usage (the agent's, else read off the screen);
+        a busy sign still on the screen belongs to the turn that ended."""
+        if not usage and self._kind is not None:
+            usage = self._kind.turn_usage(screen.text)
+        self._set(IDLE, message, usage)
+        self._busy_cleared = not screen.busy
+
+    def _on_signal(self, signal: AgentState) -> None:
+        """The agent's own word on its state; only a question still on the screen turns its
+        turn end into waiting (an agent may end a turn by asking)."""
+        if signal.state == WAITING:
+            self._from_screen = False
+            self._set(WAITING, signal.message)
+        elif signal.state == RUNNING:
+            if self._state != RUNNING:
+                self._set(RUNNING, signal.message)
+        elif signal.state == IDLE:
+            screen = self._look()
+            if screen.question is not None:
+                self._from_screen = True
+                self._set(WAITING, screen.question, signal.usage)
+            else:
+                self._turn_over(screen, signal.message, signal.usage)
+            if signal.usage_later is not None and (usage := signal.usage_later()):
+                self.report(USAGE, "", usage)
 
     def _wait_ready(self) -> None:
         """Wait for the agent's first prompt. A question it asks before (trust this folder?
@@ -147,10 +337,11 @@ class TurnWatcher:
         settled = False
         while True:
             seen = self.controller.stream.position
-            tail = self._tail()
+            screen = self.controller.capture_pane()
+            tail = _tail(screen)
             if self._prompt is None or self._prompt.search(tail):
                 return
-            question = self._question(tail)
+            question = self._question(screen)
             if question and not settled:
                 # A dialog still drawing may reset an early answer (Claude Code redraws its
                 # trust dialog); an animation above it (Codex) never lets the pane go quiet.
@@ -161,26 +352,26 @@ class TurnWatcher:
             if question:
                 settled = False
                 answers = len(self._inputs)
-                self.report("idle", f"{QUESTION_PREFIX}{question}")
+                self._set(WAITING, question)
                 self._wait_answer(after=answers)
                 text, enter = self._inputs.pop()
                 self._deliver(text, enter)
-                self.report("running", "starting the agent")
+                self._set(RUNNING, "starting the agent")
                 self._wait_changed(tail, ANSWER_REDRAW_TIMEOUT)
                 deadline = time.monotonic() + self.profile.start_timeout
                 continue
             if time.monotonic() > deadline:
-                self.report(
-                    "idle", f"the agent showed no prompt within {self.profile.start_timeout:g} s"
-                )
+                waited = f"{self.profile.start_timeout:g} s"
+                self._set(IDLE, f"the agent showed no prompt within {waited}")
                 raise Stopped
             self._wait_output(after=seen, timeout=deadline - time.monotonic())
 
-    def _question(self, tail: str) -> str | None:
-        """The line of ``tail`` that holds one of the profile's questions, if any does."""
+    def _question(self, screen: str) -> str | None:
+        """The line of ``screen`` that holds one of the profile's questions, if any does:
+        anywhere on it (a pattern anchors itself if it must be last)."""
         for question in self._questions:
-            if match := question.search(tail):
-                line = next((ln for ln in tail.splitlines() if match.group(0) in ln), "")
+            if match := question.search(screen):
+                line = next((ln for ln in screen.splitlines() if match.group(0) in ln), "")
                 return (line or match.group(0)).strip()
         return None
 
@@ -190,23 +381,6 @@ class TurnWatcher:
             while len(self._inputs) <= after:
                 self._check()
                 self.controller.stream.cond.wait()
-
-    def _wait_turn_end(self) -> tuple[str, int]:
-        """Block until a turn has ended; return what a person should know about it.
-
-        Also returns the stream position read before the screen that showed the end:
-        output after it may not be on that screen, so waiting for the next turn starts there.
-        """
-        while True:
-            self._wait_quiet(self.profile.quiet)
-            seen = self.controller.stream.position
-            tail = self._tail()
-            if question := self._question(tail):
-                return f"{QUESTION_PREFIX}{question}", seen
-            busy = self._busy is not None and self._busy.search(tail)
-            if not busy and (self._prompt is None or self._prompt.search(tail)):
-                return "waiting at its prompt", seen
-            self._wait_output(after=seen)
 
     def _deliver(self, text: str, enter: bool) -> None:
         """Paste ``text``, then press Enter separately until the agent visibly takes it.
@@ -244,21 +418,18 @@ class TurnWatcher:
             return True
         while True:
             mark = self.controller.stream.position
-            tail = self._tail()
+            screen = self.controller.capture_pane()
+            tail = _tail(screen)
             if (
                 (self._busy is not None and self._busy.search(tail))
                 or (self._prompt is not None and self._prompt.search(tail))
-                or any(q.search(tail) for q in self._questions)
+                or self._question(screen) is not None
             ):
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
             self._wait_output(after=mark, timeout=left)
-
-    def _tail(self) -> str:
-        lines = [ln for ln in self.controller.capture_pane().splitlines() if ln.strip()]
-        return "\n".join(lines[-TAIL_LINES:])
 
     def _wait_quiet(
         self, seconds: float, *, from_now: bool = False, limit: float | None = None
@@ -289,19 +460,9 @@ class TurnWatcher:
         while True:
             seen = self.controller.stream.position
             left = deadline - time.monotonic()
-            if left <= 0 or self._tail() != tail:
+            if left <= 0 or _tail(self.controller.capture_pane()) != tail:
                 return
             self._wait_output(after=seen, timeout=left)
-
-    def _wait_output_or_input(self, after: int) -> bool:
-        """Wait for new output (False) or a queued follow-up (True)."""
-        stream = self.controller.stream
-        with stream.cond:
-            while stream.position == after and not self._inputs:
-                self._check()
-                stream.cond.wait()
-            self._check()
-            return bool(self._inputs)
 
     def _wait_output(self, after: int, timeout: float | None = None) -> None:
         stream = self.controller.stream
@@ -326,3 +487,9 @@ class TurnWatcher:
         if self.resume:
             return tracker.prompts > self._prompts_before
         return tracker.commands > self._commands_before
+
+
+def _tail(screen: str) -> str:
+    """The bottom ``TAIL_LINES`` non-blank lines of a screen."""
+    lines = [ln for ln in screen.splitlines() if ln.strip()]
+    return "\n".join(lines[-TAIL_LINES:])

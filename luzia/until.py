@@ -17,9 +17,6 @@ Until = Literal["end", "idle", "input"]
 
 UNTILS: tuple[Until, ...] = ("end", "idle", "input")
 
-QUESTION_PREFIX = "waiting for a person: "
-"""How an idle job's message starts when the agent asked something (``luzia.turns``)."""
-
 
 def check_until(value: str) -> Until:
     """``value`` as an ``Until``; ``UsageError`` for anything else."""
@@ -33,9 +30,9 @@ def reached(job: Job, until: Until) -> bool:
     if job.state.is_final:
         return True
     if until == "idle":
-        return job.state is JobState.IDLE
+        return job.state in (JobState.IDLE, JobState.WAITING)
     if until == "input":
-        return job.state is JobState.IDLE and (job.message or "").startswith(QUESTION_PREFIX)
+        return job.state is JobState.WAITING
     return False
 
 

@@ -256,6 +256,22 @@ def idle(reason: str) -> Callable[[JobEvent], bool]:
     return lambda e: e.state is JobState.IDLE and reason in e.reason
 
 
+def waiting(question: str = "") -> Callable[[JobEvent], bool]:
+    """A ``waiting`` event (a person is asked) whose question holds ``question``."""
+    return lambda e: e.state is JobState.WAITING and question in e.reason
+
+
+def turn_usage(d: ResponsiveDispatcher, end: JobEvent) -> dict[str, float]:
+    """The usage the turn ending at ``end`` was given (just after the event: Claude Code writes
+    its transcript after its Stop hook)."""
+    deadline = time.monotonic() + 10
+    while True:
+        usage = dict(d.store.events(end.job_id, end.seq - 1)[0].usage)
+        if usage or time.monotonic() > deadline:
+            return usage
+        time.sleep(0.05)
+
+
 def running(e: JobEvent) -> bool:
     return e.state is JobState.RUNNING
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from luzia.jobs import Job
+from luzia.proctree import job_pids
+
 CLAUDE_KEY = "sk-ant-test-0123456789abcdefghijKLMNOPQRST"
 """The API key Claude Code is given (the scripted server takes any)."""
 
@@ -39,3 +42,30 @@ def claude_env(base_url: str) -> dict[str, str]:
         "DISABLE_AUTOUPDATER": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     }
+
+
+def runs(argv: list[str], program: str) -> bool:
+    """Whether a command line runs ``program`` (itself, or as a script: ``python .../aider``)."""
+    return program in [arg.rsplit("/", 1)[-1] for arg in argv[:2]]
+
+
+def agent_pid(job: Job, program: str) -> int:
+    """This host's pid of the job's process running ``program`` (in its container, if any)."""
+    if job.container_id is not None:
+        import docker
+
+        top = docker.from_env().containers.get(job.container_id).top()
+        titles = top["Titles"]
+        for row in top["Processes"]:
+            fields = dict(zip(titles, row, strict=False))
+            if runs(fields.get("CMD", "").split(" "), program):
+                return int(fields["PID"])
+        raise AssertionError(f"no {program} in container {job.container_id[:12]}: {top}")
+    for pid in job_pids(job.id):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if runs(argv, program):
+            return pid
+    raise AssertionError(f"no {program} among job {job.id}'s processes")

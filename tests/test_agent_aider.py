@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import signal
 import stat
 import time
 import urllib.error
@@ -21,9 +23,10 @@ from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import Backend, JobState
 from tests.agent_bins import AGENT_WAIT, agent_program
-from tests.conftest import Events, idle
+from tests.conftest import Events, idle, waiting
 from tests.model_servers import openai_chat
 from tests.model_servers.harness import Server
+from tests.support import agent_pid
 
 pytestmark = pytest.mark.timeout(2 * AGENT_WAIT)  # real agents under load: see AGENT_WAIT
 
@@ -324,13 +327,13 @@ def test_interactive_two_turns_both_edits_in_the_diff(
     )
     assert dispatcher.get_status(job_id).mode == "interactive"
     events = Events(dispatcher, job_id)
-    events.until(idle("waiting at its prompt"), "the first turn ended")
+    events.until(idle("done"), "the first turn ended")
     print(f"aider {where.backend}: dispatch -> first idle {time.monotonic() - started:.1f} s")
     assert (agent_repo / "first.txt").read_text() == "one\n"
 
     dispatcher.send_input(job_id, "write second.txt two")
     events.until(lambda e: e.state is JobState.RUNNING, "the follow-up started")
-    events.until(idle("waiting at its prompt"), "the second turn ended")
+    events.until(idle("done"), "the second turn ended")
     diff = dispatcher.diff_job(job_id, stat=True)
     assert "first.txt" in diff and "second.txt" in diff
     # aider's chat history and tags cache stay out: it put .aider* in .gitignore.
@@ -348,9 +351,54 @@ def test_a_start_up_question_waits_for_a_person(
         "hello", workdir=agent_repo, backend="local", agent="aider-asks", env={"HOME": str(home)}
     )
     events = Events(dispatcher, job_id)
-    question = events.until(idle("waiting for a person"), "the start-up question")
+    question = events.until(waiting(), "the start-up question")
     assert "Add .aider* to .gitignore (recommended)? (Y)es/(N)o" in question.reason
     dispatcher.send_input(job_id, "n")
-    events.until(idle("waiting at its prompt"), "the task's turn ended")
+    events.until(idle("done"), "the task's turn ended")
     assert not (agent_repo / ".gitignore").exists()
     assert "ok" in dispatcher.read_log(job_id, plain=True).decode()
+
+
+# -- its state, from its notifications ------------------------------------------------------
+
+
+def start(d: ResponsiveDispatcher, repo: Path, where: Where, task: str) -> str:
+    """An interactive aider job doing ``task``."""
+    return d.dispatch_task(
+        task, workdir=repo, backend=where.backend, image=where.image, agent=where.agent,
+        env=where.env,
+    )  # fmt: skip
+
+
+def test_turn_ends_by_its_notification_with_the_replys_tokens(
+    dispatcher: ResponsiveDispatcher, agent_repo: Path, where: Where
+) -> None:
+    job_id = start(dispatcher, agent_repo, where, "write a.txt one")
+    end = Events(dispatcher, job_id).until(idle("done"), "the notification's turn end")
+    assert (agent_repo / "a.txt").read_text() == "one\n"
+    usage = dispatcher.store.events(job_id, end.seq - 1)[0].usage  # read off its Tokens: line
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0, usage
+    dispatcher.kill_job(job_id)
+
+
+def test_an_api_error_mid_turn_ends_the_turn(
+    dispatcher: ResponsiveDispatcher, agent_repo: Path, where: Where
+) -> None:
+    job_id = start(dispatcher, agent_repo, where, "please break")
+    events = Events(dispatcher, job_id)
+    events.until(lambda e: e.state is JobState.IDLE, "the broken turn's end")
+    dispatcher.send_input(job_id, "write after.txt fine")
+    events.until(lambda e: e.state is JobState.RUNNING, "the next turn")
+    events.until(idle("done"), "the next turn's end")
+    assert (agent_repo / "after.txt").read_text() == "fine\n"
+    dispatcher.kill_job(job_id)
+
+
+def test_a_killed_agent_ends_the_job(
+    dispatcher: ResponsiveDispatcher, agent_repo: Path, where: Where
+) -> None:
+    job_id = start(dispatcher, agent_repo, where, "say hi")
+    Events(dispatcher, job_id).until(idle("done"), "the turn's end")
+    os.kill(agent_pid(dispatcher.get_status(job_id), "aider"), signal.SIGKILL)
+    ended = dispatcher.wait_for_job(job_id, timeout=AGENT_WAIT)
+    assert (ended.state, ended.exit_code) == (JobState.FAILED, 128 + signal.SIGKILL), ended

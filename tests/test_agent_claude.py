@@ -17,7 +17,7 @@ from luzia.agents.kind import SeedContext
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import JobState
 from tests.agent_bins import AGENT_WAIT, agent_program
-from tests.conftest import Events, idle, running
+from tests.conftest import Events, idle, running, waiting
 from tests.model_servers import anthropic
 from tests.model_servers.harness import Server
 from tests.support import CLAUDE_KEY, claude_env
@@ -202,12 +202,12 @@ def interactive_two_turns(d: ResponsiveDispatcher, repo: Path, **dispatch: objec
     job_id = d.dispatch_task("write first.txt one", workdir=repo, agent="claude", **dispatch)  # type: ignore[arg-type]
     assert d.get_status(job_id).mode == "interactive"
     events = Events(d, job_id)
-    events.until(idle("waiting at its prompt"), "the first turn ended")
+    events.until(idle("done"), "the first turn ended")
     assert (repo / "first.txt").read_text() == "one"
 
     d.send_input(job_id, "write second.txt two")
     events.until(running, "the second turn started")
-    events.until(idle("waiting at its prompt"), "the second turn ended")
+    events.until(idle("done"), "the second turn ended")
     diff = d.diff_job(job_id)
     assert "+one" in diff and "+two" in diff
     d.kill_job(job_id)
@@ -251,12 +251,12 @@ def test_local_untrusted_workspace_waits_for_a_person(
         "write t.txt trusted", workdir=repo, backend="local", agent="claude", env=env
     )
     events = Events(dispatcher, job_id)
-    question = events.until(idle("waiting for a person"), "the trust question")
+    question = events.until(waiting(), "the trust question")
     assert "trust this folder" in question.reason
     dispatcher.send_input(job_id, "\x1b[B", enter=False)  # down to "Yes, I trust this folder"
-    events.until(idle("waiting for a person"), "the moved selection")
+    events.until(waiting(), "the moved selection")
     dispatcher.send_input(job_id, "")  # Enter: the task goes in once the prompt shows
-    events.until(idle("waiting at its prompt"), "the task's turn ended")
+    events.until(idle("done"), "the task's turn ended")
     assert (repo / "t.txt").read_text() == "trusted"
     dispatcher.kill_job(job_id)
 

@@ -3,9 +3,11 @@ real Codex 0.147 driven by luzia on both backends against that server."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
+import signal
 import stat
 import time
 import tomllib
@@ -20,12 +22,14 @@ import pytest
 
 from luzia.agents import SeedContext
 from luzia.agents.codex import KIND, PROFILE, dump_toml, exec_outcome
+from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import JobState
 from tests.agent_bins import AGENT_WAIT, agent_program
-from tests.conftest import Events, idle
+from tests.conftest import Events, idle, turn_usage, waiting
 from tests.model_servers import openai_responses
-from tests.model_servers.harness import Server
+from tests.model_servers.harness import OUTPUT_TOKENS, Server, input_tokens
+from tests.support import agent_pid
 
 pytestmark = pytest.mark.timeout(2 * AGENT_WAIT)  # real agents under load: see AGENT_WAIT
 
@@ -322,12 +326,12 @@ def two_turns(d: ResponsiveDispatcher, job_id: str, repo: Path, label: str) -> N
     """The task's turn and a follow-up's, both edits in the job's diff."""
     started = time.monotonic()
     events = Events(d, job_id)
-    events.until(idle("waiting at its prompt"), "the first turn ended")
+    events.until(idle("done"), "the first turn ended")
     print(f"codex {label}: dispatch -> first idle {time.monotonic() - started:.2f} s")
     assert (repo / "first.txt").read_text() == "one\n"
     d.send_input(job_id, "write second.txt two")
     events.until(lambda e: e.state is JobState.RUNNING, "the follow-up started")
-    events.until(idle("waiting at its prompt"), "the follow-up ended")
+    events.until(idle("done"), "the follow-up ended")
     assert (repo / "second.txt").read_text() == "two\n"
     diff = d.diff_job(job_id)
     assert "+one" in diff and "+two" in diff
@@ -352,11 +356,11 @@ def test_local_untrusted_workspace_waits_with_the_trust_question(
         "write first.txt one", workdir=repo, backend="local", agent="codex", env=env
     )
     events = Events(dispatcher, job_id)
-    question = events.until(idle("waiting for a person"), "the trust question")
+    question = events.until(waiting(), "the trust question")
     assert "Do you trust the contents of this directory?" in question.reason
     assert not server.requests and not (repo / "first.txt").exists()
     dispatcher.send_input(job_id, "")  # "Press enter to continue": 1. Yes, continue
-    events.until(idle("waiting at its prompt"), "the task's turn ended")
+    events.until(idle("done"), "the task's turn ended")
     assert (repo / "first.txt").read_text() == "one\n"
 
 
@@ -447,3 +451,87 @@ def test_docker_command_mode_with_openai_base_url(
     assert (repo / "first.txt").read_text() == "one\n"
     assert failed.state is JobState.FAILED
     assert "scripted failure: the task asked for it" in (failed.message or "")
+
+
+# -- its state, from its own hooks ----------------------------------------------------------
+
+ASKING = dataclasses.replace(
+    PROFILE, name="codex-ask", command="codex -c approval_policy='\"untrusted\"'"
+)
+"""Codex that asks before it runs a command (a job's seeded config says never)."""
+
+
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def where(
+    request: pytest.FixtureRequest,
+    server: Server,
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, Any]:
+    """How a job runs Codex on each backend, against the scripted server."""
+    if request.param == "local":
+        return {"backend": "local", "env": local_env(tmp_path, server, trusted=repo)}
+    container_user(tmp_path, monkeypatch, user_config(server.container_url, trusted=None))
+    image = str(request.getfixturevalue("agents_image"))
+    return {"backend": "docker", "image": image, "env": {"OPENAI_API_KEY": "sk-test"}}
+
+
+@pytest.fixture
+def asking(home: Path, dispatcher: ResponsiveDispatcher) -> Iterator[ResponsiveDispatcher]:
+    """A dispatcher that knows ``codex-ask``; the engine is the suite's."""
+    d = ResponsiveDispatcher(home=home, config=Config(agents={ASKING.name: ASKING}))
+    yield d
+    d.close()
+
+
+def test_turn_ends_by_its_stop_hook_with_the_turns_tokens(
+    dispatcher: ResponsiveDispatcher, repo: Path, where: dict[str, Any]
+) -> None:
+    task = "write a.txt one"
+    job_id = dispatcher.dispatch_task(task, workdir=repo, agent="codex", **where)
+    end = Events(dispatcher, job_id).until(idle("done: wrote a.txt"), "the Stop hook's turn end")
+    # Two responses (the tool call, then the answer), each 100 + len(task) tokens in.
+    expected = {"input_tokens": 2 * input_tokens(task), "output_tokens": 2 * OUTPUT_TOKENS}
+    assert turn_usage(dispatcher, end) == expected
+    assert dispatcher.get_status(job_id).usage == expected
+    dispatcher.kill_job(job_id)
+
+
+def test_approval_question_waits_for_a_person_and_an_answer_goes_on(
+    asking: ResponsiveDispatcher, repo: Path, where: dict[str, Any]
+) -> None:
+    job_id = asking.dispatch_task("run touch made.txt", workdir=repo, agent="codex-ask", **where)
+    events = Events(asking, job_id)
+    events.until(waiting("touch made.txt"), "the approval question")
+    assert asking.get_status(job_id).state is JobState.WAITING
+    assert not (repo / "made.txt").exists()
+    asking.send_input(job_id, "")  # Enter: "1. Yes, proceed"
+    events.until(lambda e: e.state is JobState.RUNNING, "the approved turn going on")
+    events.until(idle("done: ran it"), "the turn's end")
+    assert (repo / "made.txt").exists()
+    asking.kill_job(job_id)
+
+
+def test_an_api_error_mid_turn_ends_the_turn_by_the_screen(
+    dispatcher: ResponsiveDispatcher, repo: Path, where: dict[str, Any]
+) -> None:
+    """Codex fires no hook for a failed turn: the screen ends it."""
+    job_id = dispatcher.dispatch_task("please break", workdir=repo, agent="codex", **where)
+    events = Events(dispatcher, job_id)
+    events.until(idle("waiting at its prompt"), "the broken turn's end, by the screen")
+    dispatcher.send_input(job_id, "write after.txt fine")
+    events.until(lambda e: e.state is JobState.RUNNING, "the next turn")
+    events.until(idle("done: wrote after.txt"), "the next turn's end")
+    assert (repo / "after.txt").read_text() == "fine\n"
+    dispatcher.kill_job(job_id)
+
+
+def test_a_killed_agent_ends_the_job(
+    dispatcher: ResponsiveDispatcher, repo: Path, where: dict[str, Any]
+) -> None:
+    job_id = dispatcher.dispatch_task("say hi", workdir=repo, agent="codex", **where)
+    Events(dispatcher, job_id).until(idle("done"), "the turn's end")
+    os.kill(agent_pid(dispatcher.get_status(job_id), "codex"), signal.SIGKILL)
+    ended = dispatcher.wait_for_job(job_id, timeout=AGENT_WAIT)
+    assert (ended.state, ended.exit_code) == (JobState.FAILED, 128 + signal.SIGKILL), ended

@@ -312,7 +312,16 @@ def test_jobs_table_and_filters(tmp_path: Path) -> None:
     b = dispatch("-p", "beta", "-w", workdir, "task b")
     finish(tmp_path, b, "failed", 2)
     table = ok("jobs").stdout.splitlines()
-    assert table[0].split() == ["ID", "PROJECT", "STATE", "EXIT", "AGE", "DURATION", "TASK"]
+    assert table[0].split() == [
+        "ID",
+        "PROJECT",
+        "STATE",
+        "EXIT",
+        "AGE",
+        "DURATION",
+        "TOKENS",
+        "TASK",
+    ]
     assert table[1].split()[:4] == [b, "beta", "failed", "2"]
     assert table[2].split()[:4] == [a, "alpha", "queued", "-"]
     assert table[2].endswith("task a second line")

@@ -373,8 +373,10 @@ def test_interactive_agent_send_diff_commit_revert(luzia: Luzia, repo: Path) -> 
 
     seq = job["events"][-1]["seq"]
     luzia.ok("send", job_id, "ask: Allow edit to b.txt?\nedit b.txt: approved")
-    question = luzia.new_event(job_id, seq, lambda e: e["state"] == "idle", "the agent's question")
-    assert question["reason"] == "waiting for a person: Allow edit to b.txt? [y/n]"
+    question = luzia.new_event(
+        job_id, seq, lambda e: e["state"] == "waiting", "the agent's question"
+    )
+    assert question["reason"] == "Allow edit to b.txt? [y/n]"
     assert luzia.status(job_id)["message"] == question["reason"]
 
     luzia.ok("send", job_id, "y", "--no-enter")

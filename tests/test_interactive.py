@@ -17,7 +17,7 @@ from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.errors import UsageError
 from luzia.jobs import JobState
-from tests.conftest import Events, idle
+from tests.conftest import Events, idle, waiting
 
 AGENT_ENV = {
     "FAKE_AGENT_THINK": "0.2",
@@ -75,7 +75,7 @@ def test_interactive_session_with_follow_up_question_and_exit(
 
     dispatcher.send_input(job_id, "ask: Allow edit to second.txt?\nedit second.txt: follow-up")
     events.until(lambda e: e.state is JobState.RUNNING, "the follow-up started")
-    question = events.until(idle("waiting for a person"), "the question")
+    question = events.until(waiting(), "the question")
     assert "Allow edit to second.txt?" in question.reason
 
     argv = dispatcher.attach_command(job_id)
@@ -125,7 +125,7 @@ def test_a_question_before_the_first_prompt_waits_for_a_person(
         env=AGENT_ENV,
     )
     events = Events(dispatcher, job_id)
-    question = events.until(idle("waiting for a person"), "the start-up question")
+    question = events.until(waiting(), "the start-up question")
     assert "Trust the files in this folder? [y/n]" in question.reason
     assert not (agent_repo / "trusted.txt").exists(), "the task went in before the answer"
     dispatcher.send_input(job_id, "y")
@@ -156,7 +156,7 @@ def test_question_answered_no_skips_the_edit(
         env=AGENT_ENV,
     )
     events = Events(dispatcher, job_id)
-    events.until(idle("waiting for a person"), "the question")
+    events.until(waiting(), "the question")
     dispatcher.send_input(job_id, "n", enter=False)
     events.until(idle("waiting at its prompt"), "the turn ended")
     assert not (agent_repo / "nope.txt").exists()

@@ -15,7 +15,7 @@ from luzia.config import Config, Defaults, ProjectConfig
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.engine import Engine
 from luzia.jobs import JobState
-from tests.conftest import Events, idle
+from tests.conftest import Events, idle, waiting
 
 PROFILE = dataclasses.replace(
     BUILTIN_PROFILES["fake-agent"], name="fake", command="bash ./fake-agent", start_timeout=30
@@ -87,7 +87,7 @@ def test_a_question_a_turn_end_and_a_kill_are_told(
         env=AGENT_ENV,
     )
     events = Events(d, job_id)
-    events.until(idle("waiting for a person"), "the question")
+    events.until(waiting(), "the question")
     assert lines(told_file, 1) == [f"{job_id}||waiting|Allow edit to a.txt? [y/n]|"]
     d.send_input(job_id, "y", enter=False)
     events.until(idle("waiting at its prompt"), "the turn's end")

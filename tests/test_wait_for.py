@@ -56,8 +56,8 @@ def test_wait_until_idle_then_until_input(
 
     dispatcher.send_input(job_id, "ask: Allow edit to b.txt?\nedit b.txt: yes")
     job = dispatcher.wait_for_job(job_id, timeout=BOUND, until="input")
-    assert job.state is JobState.IDLE
-    assert job.message == "waiting for a person: Allow edit to b.txt? [y/n]"
+    assert job.state is JobState.WAITING
+    assert job.message == "Allow edit to b.txt? [y/n]"
     assert dispatcher.wait_for_job(job_id, timeout=BOUND, until="idle") == job
 
 
@@ -111,8 +111,8 @@ def test_cli_wait_for_idle_input_and_timeout(luzia: Luzia, agent_repo: Path) -> 
     done = luzia.run("wait", "--for", "input", "--json", job_id)
     assert done.returncode == 0, (done.stdout, done.stderr)
     [job] = json.loads(done.stdout)
-    assert (job["id"], job["state"]) == (job_id, "idle")
-    assert job["message"] == "waiting for a person: Allow edit to b.txt? [y/n]"
+    assert (job["id"], job["state"]) == (job_id, "waiting")
+    assert job["message"] == "Allow edit to b.txt? [y/n]"
 
 
 def test_cli_wait_for_input_on_a_job_that_ends_instead(

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from luzia.agents.kind import (
     AgentKind,
+    AgentState,
     Outcome,
     SeedContext,
     copy_private,
@@ -27,6 +29,7 @@ from luzia.agents.kind import (
     write_private_json,
 )
 from luzia.agents.profile import AgentProfile
+from luzia.signals import SIGNAL_VAR, Signal
 
 FLAGS = (
     "--no-check-update --no-show-release-notes --no-analytics --no-show-model-warnings"
@@ -76,7 +79,7 @@ PRICES = Path(".aider/caches/model_prices_and_context_window.json")
 
 _ERROR = re.compile(r"litellm\.\w+(?:Error|Exception|Timeout)\b")
 _TOKENS = re.compile(r"Tokens: (?P<sent>[\d.]+[kM]?) sent\b.*?(?P<received>[\d.]+[kM]?) received\.")
-_COST = re.compile(r"Cost: \$[\d.]+ message, \$(?P<session>[\d.]+) session\.")
+_COST = re.compile(r"Cost: \$(?P<message>[\d.]+) message, \$(?P<session>[\d.]+) session\.")
 _RETRY = re.compile(r"Retrying in [\d.]+ seconds")
 NO_MODEL = "No LLM model was specified and no API keys were provided."
 NO_MODEL_HINT = (
@@ -105,6 +108,29 @@ class AiderKind(AgentKind):
         ):
             # Any entry will do: aider then takes model data from litellm's bundled list.
             write_private_json(home / PRICES, {"luzia-offline": {}})
+
+    def signal_args(self) -> str:
+        """aider runs its notifications command (through a shell) when a reply is done and
+        it waits for the person."""
+        return f"--notifications --notifications-command 'sh \"${SIGNAL_VAR}\" notify'"
+
+    def read_signal(self, signal: Signal, host_path: Callable[[str], Path]) -> AgentState | None:
+        """Its only signal: the reply is done (a question on the screen makes it waiting)."""
+        return AgentState("idle", "done") if signal.name == "notify" else None
+
+    def turn_usage(self, screen: str) -> dict[str, float]:
+        """The reply's ``Tokens: 2.1k sent, 52 received. Cost: $0.01 message, ...`` line,
+        the last one on the screen."""
+        for line in reversed([_rendered(line) for line in screen.splitlines()]):
+            if tokens := _TOKENS.search(line):
+                usage = {
+                    "input_tokens": float(_count(tokens["sent"])),
+                    "output_tokens": float(_count(tokens["received"])),
+                }
+                if cost := _COST.search(line):
+                    usage["cost_usd"] = float(cost["message"])
+                return usage
+        return {}
 
     def outcome(self, log: str) -> Outcome | None:
         """aider's last API error when nothing followed it but retries, else its usage lines.

@@ -15,11 +15,24 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from luzia.agents.hooks import (
+    ASKING,
+    DONE,
+    WORKING,
+    hook_state,
+    hooks_config,
+    one_line,
+    tool_and_target,
+    usage_once_written,
+)
 from luzia.agents.kind import (
     AgentKind,
+    AgentState,
     Outcome,
     SeedContext,
     copy_private,
@@ -28,6 +41,7 @@ from luzia.agents.kind import (
     write_private_json,
 )
 from luzia.agents.profile import AgentProfile
+from luzia.signals import Signal
 
 PROFILE = AgentProfile(
     name="claude",
@@ -60,6 +74,14 @@ names what the person is asked."""
 
 API_KEY_SUFFIX = 20
 """Claude Code records an approved ``ANTHROPIC_API_KEY`` by its last 20 characters."""
+
+HOOKS = (*WORKING, "PostToolUseFailure", ASKING, "Notification", DONE, "StopFailure")
+"""The hook events a job's Claude Code reports (``--settings``): its turn starting, its tools,
+its questions (a permission asked, a notification that it waits), its turn's end, with or
+without an API error."""
+
+NOTICE_ASKS = {"permission_prompt", "elicitation_dialog"}
+"""Notification types that mean a person is asked; ``idle_prompt`` (60 s at its prompt) is not."""
 
 RESULT_KEY = re.compile(r'"type":\s*"result"')
 """What marks the final record of ``--output-format stream-json``."""
@@ -109,6 +131,32 @@ class ClaudeKind(AgentKind):
         if key:
             state["customApiKeyResponses"] = {"approved": [key[-API_KEY_SUFFIX:]], "rejected": []}
         write_private_json(home / ".claude.json", state)
+
+    def signal_args(self) -> str:
+        """Hooks in ``--settings``: they add to the user's own and work on every backend, also
+        on this host, where a job changes nothing in the user's files."""
+        settings = json.dumps({"hooks": hooks_config(HOOKS)}, separators=(",", ":"))
+        return "--settings " + shlex.quote(settings)
+
+    def read_signal(self, signal: Signal, host_path: Callable[[str], Path]) -> AgentState | None:
+        payload = signal.payload
+        transcript = payload.get("transcript_path")
+
+        def usage_later(said: str) -> Callable[[], dict[str, float]]:
+            return lambda: _turn_usage(transcript, said, host_path)
+
+        if signal.name == "PostToolUseFailure":
+            return AgentState("running", "working")
+        if signal.name == "Notification":
+            if payload.get("notification_type") in NOTICE_ASKS:
+                return AgentState("waiting", str(payload.get("message") or "it asks a question"))
+            return None
+        if signal.name == "StopFailure":  # an API error: no Stop
+            said = str(payload.get("last_assistant_message") or payload.get("error") or "error")
+            return AgentState(
+                "idle", f"the turn failed: {one_line(said)}", usage_later=usage_later(said)
+            )
+        return hook_state(signal, usage_later)
 
     def outcome(self, log: str) -> Outcome | None:
         """From the last ``{"type": "result", ...}`` record of ``--output-format stream-json``:
@@ -166,9 +214,75 @@ def _usage(record: dict[str, Any]) -> dict[str, float]:
 def _denial(denial: object) -> str:
     if not isinstance(denial, dict):
         return str(denial)
-    tool = str(denial.get("tool_name") or "a tool")
-    given = denial.get("tool_input")
-    target = ""
-    if isinstance(given, dict):
-        target = str(given.get("file_path") or given.get("command") or given.get("path") or "")
-    return f"{tool} {target}".strip()
+    return " ".join(part for part in tool_and_target(denial) if part)
+
+
+TRANSCRIPT_LIMIT = 32 << 20
+"""Bytes of a transcript read at most for a turn's usage."""
+
+
+def _turn_usage(
+    transcript: object, said: str, host_path: Callable[[str], Path]
+) -> dict[str, float]:
+    """The tokens of the turn just ended, once the transcript holds its last words ``said``."""
+
+    def read(path: Path) -> tuple[dict[str, float], bool]:
+        usages, last = _read_turn(path)
+        return _sum_usage(usages), last == said or not said
+
+    return usage_once_written(transcript, host_path, read)
+
+
+def _read_turn(path: Path) -> tuple[list[dict[str, Any]], str]:
+    """Claude Code's transcript (JSON Lines) from the person's last prompt on: the usage of
+    every assistant message, each once (a message written in several records repeats its
+    usage), and the text it said last."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - TRANSCRIPT_LIMIT))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except (OSError, ValueError):
+        return [], ""
+    per_message: dict[str, dict[str, Any]] = {}
+    said = ""
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        message = record.get("message") if isinstance(record, dict) else None
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if record.get("type") == "user" and isinstance(content, str):
+            per_message.clear()  # a person's prompt: the turn starts here
+            said = ""
+        elif record.get("type") == "assistant":
+            if isinstance(message.get("usage"), dict):
+                per_message[str(message.get("id") or len(per_message))] = message["usage"]
+            if isinstance(content, list):
+                texts = [
+                    str(block.get("text") or "")
+                    for block in content
+                    if isinstance(block, dict) and block.get("type") == "text"
+                ]
+                if any(texts):
+                    said = "".join(texts)
+    return list(per_message.values()), said
+
+
+def _sum_usage(usages: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Input (with cache reads and writes) and output tokens over several messages."""
+    totals: dict[str, float] = {}
+    for usage in usages:
+        for key, into in (
+            ("input_tokens", "input_tokens"),
+            ("cache_read_input_tokens", "input_tokens"),
+            ("cache_creation_input_tokens", "input_tokens"),
+            ("output_tokens", "output_tokens"),
+        ):
+            value = usage.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                totals[into] = totals.get(into, 0.0) + value
+    return totals

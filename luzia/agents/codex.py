@@ -22,15 +22,32 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from luzia.agents.kind import AgentKind, Outcome, SeedContext, copy_private, json_records
+from luzia.agents.hooks import (
+    ASKING,
+    DONE,
+    WORKING,
+    hook_state,
+    hooks_config,
+    usage_once_written,
+)
+from luzia.agents.kind import (
+    AgentKind,
+    AgentState,
+    Outcome,
+    SeedContext,
+    copy_private,
+    json_records,
+)
 from luzia.agents.profile import AgentProfile
 from luzia.paths import write_private
+from luzia.signals import Signal
 
 PROFILE = AgentProfile(
     name="codex",
@@ -44,6 +61,7 @@ PROFILE = AgentProfile(
         "(?m)^\\s*\u203a 1\\.\\s",
         r"(?i)press enter to (?:continue|confirm)",
     ),
+    question_title=r"Action Required",
     delay_enter=0.3,
     quiet=1.0,
     forward_env=("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_API_KEY"),
@@ -89,6 +107,62 @@ class CodexKind(AgentKind):
 
     def outcome(self, log: str) -> Outcome | None:
         return exec_outcome(log)
+
+    def signal_args(self) -> str:
+        """Its lifecycle hooks, in the config on the command line (the user's files stay as
+        they are). Hooks outside a managed config need a person's review in ``/hooks`` first,
+        a full-screen question at start, unless trust is waived for this run."""
+        hooks = _value(hooks_config(HOOKS))
+        return "--dangerously-bypass-hook-trust -c " + shlex.quote(f"hooks={hooks}")
+
+    def read_signal(self, signal: Signal, host_path: Callable[[str], Path]) -> AgentState | None:
+        rollout = signal.payload.get("transcript_path")
+
+        def usage_later(said: str) -> Callable[[], dict[str, float]]:
+            return lambda: _turn_usage(rollout, host_path)
+
+        return hook_state(signal, usage_later)
+
+
+HOOKS = (*WORKING, ASKING, DONE)
+"""Codex 0.147's hooks luzia listens to; a failed turn fires none (the screen ends it)."""
+
+
+def _turn_usage(rollout: object, host_path: Callable[[str], Path]) -> dict[str, float]:
+    """The tokens of the turn just ended, from the session log (``rollout-*.jsonl``): each
+    response's ``last_token_usage`` since the turn's ``task_started``, once its
+    ``task_complete`` is written."""
+    return usage_once_written(rollout, host_path, _read_turn)
+
+
+def _read_turn(path: Path) -> tuple[dict[str, float], bool]:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return {}, False
+    usage: dict[str, float] = {}
+    complete = False
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        payload = record.get("payload") if isinstance(record, dict) else None
+        if not isinstance(payload, dict) or record.get("type") != "event_msg":
+            continue
+        kind = payload.get("type")
+        if kind == "task_started":
+            usage, complete = {}, False
+        elif kind == "task_complete":
+            complete = True
+        elif kind == "token_count" and isinstance(payload.get("info"), dict):
+            last = payload["info"].get("last_token_usage")
+            if isinstance(last, dict):
+                for key in ("input_tokens", "output_tokens"):
+                    value = last.get(key)
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        usage[key] = usage.get(key, 0.0) + value
+    return usage, complete
 
 
 def seeded_config(user: dict[str, Any], ctx: SeedContext) -> dict[str, Any]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from luzia.agents.profile import AgentProfile
 from luzia.paths import write_private
+from luzia.signals import Signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,20 @@ class Outcome:
     failed: bool
     message: str
     usage: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    """What one of the agent's own signals says: ``state`` is ``running``, ``idle`` (the turn
+    ended; ``usage`` is the turn's, as far as the agent tells) or ``waiting`` (``message`` is
+    what the person is asked)."""
+
+    state: str
+    message: str
+    usage: Mapping[str, float] = field(default_factory=dict)
+    usage_later: Callable[[], dict[str, float]] | None = field(default=None, compare=False)
+    """For an agent that writes a turn's usage down just after it signals the end: read it
+    once the state is told (it may wait a moment for the agent's write)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +71,20 @@ class AgentKind(ABC):
     def outcome(self, log: str) -> Outcome | None:
         """The agent's own final record in a command-mode job's ``log`` (terminal output: ANSI
         escapes, ``\\r\\n``), or ``None`` when it left none."""
+
+    def signal_args(self) -> str:
+        """Arguments for the interactive command that make the agent report its state through
+        ``sh "$LUZIA_SIGNAL" NAME ...`` (``luzia.signals``); empty if it has no such hooks."""
+        return ""
+
+    def read_signal(self, signal: Signal, host_path: Callable[[str], Path]) -> AgentState | None:
+        """What a signal of the agent's means; ``None`` for one that changes nothing.
+        ``host_path`` turns a path the agent named (in its container) into this host's."""
+        return None
+
+    def turn_usage(self, screen: str) -> dict[str, float]:
+        """The usage of the turn just ended, as its screen shows it (for agents that print it)."""
+        return {}
 
 
 def plain_lines(log: str) -> list[str]:

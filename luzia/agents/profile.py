@@ -15,7 +15,9 @@ Config (every key but ``command`` optional)::
     exec_command = "claude -p {task}"  # command mode for a "prompt" profile
     prompt = '(?m)^\\s*>\\s*$'         # regex: the agent is ready for input (on screen)
     busy = 'esc to interrupt'          # regex: still working, even if the prompt shows
-    questions = ['Do you want to', '\\[y/n\\]']  # regexes: waiting for a person's answer
+    busy_title = '^[\u2800-\u28ff]'     # regex: the pane title while it works (a spinner)
+    questions = ['Do you want to', '\\[y/n\\]']  # regexes, anywhere on screen: a person is asked
+    question_title = 'Action Required' # regex: the pane title while it asks
     delay_enter = 0.5                  # seconds between pasting a task and pressing Enter
     quiet = 1.0                        # seconds without output that end a turn
     start_timeout = 60                 # seconds for the first prompt to appear
@@ -44,6 +46,8 @@ class AgentProfile:
     prompt: str | None = None
     busy: str | None = None
     questions: tuple[str, ...] = field(default_factory=tuple)
+    busy_title: str | None = None
+    question_title: str | None = None
     delay_enter: float = 0.3
     quiet: float = 0.5
     start_timeout: float = 60.0

@@ -8,9 +8,9 @@ from luzia.cli.app import App, json_option, pass_app
 
 DEFAULT_LIMIT = 50
 
-STATES = ("queued", "starting", "running", "idle", "completed", "failed", "killed")
+STATES = ("queued", "starting", "running", "idle", "waiting", "completed", "failed", "killed")
 STATE_GROUPS = {
-    "active": ("starting", "running", "idle"),
+    "active": ("starting", "running", "idle", "waiting"),
     "final": ("completed", "failed", "killed"),
 }
 """Names for several states at once: ``--state active``, ``--state final``."""

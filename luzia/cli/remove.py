@@ -59,7 +59,7 @@ def clean(app: App, everything: bool, yes: bool, as_json: bool) -> None:
 
     dispatcher = app.dispatcher()
     if everything and not yes and sys.stdin.isatty():
-        active = dispatcher.list_jobs(state=["queued", "starting", "running", "idle"])
+        active = dispatcher.list_jobs(state=["queued", "starting", "running", "idle", "waiting"])
         if active:
             click.confirm(
                 f"Kill and remove {len(active)} job(s) that have not ended, too?", abort=True

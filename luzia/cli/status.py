@@ -93,7 +93,7 @@ def summary(app: App, as_json: bool) -> None:
     dispatcher = app.dispatcher()
     everything = dispatcher.list_jobs()
     counts = dict.fromkeys(
-        ("queued", "starting", "running", "idle", "completed", "failed", "killed"), 0
+        ("queued", "starting", "running", "idle", "waiting", "completed", "failed", "killed"), 0
     )
     for job in everything:
         counts[job.state.value] = counts.get(job.state.value, 0) + 1

@@ -22,16 +22,43 @@ WRITE = re.compile(r"\bwrite (\S+) ([^\n]+)")
 FAIL = re.compile(r"\bfail\b")
 """In the task: the server answers with an API error."""
 
+RUN = re.compile(r"\brun ([^\n]+)")
+"""In the task: ``run <shell command>`` asks the agent's shell tool to run the rest of the line,
+then says ``ran it``."""
+
+PAUSE = re.compile(r"\bpause (\d+(?:\.\d+)?)\b")
+"""In the task: ``pause N`` makes the streamed answer fall silent for N seconds mid-text."""
+
+BREAK = re.compile(r"\bbreak\b")
+"""In the task: the stream starts, then an API error arrives mid-turn and the stream ends."""
+
+OUTPUT_TOKENS = 7
+"""Every answer's output token count."""
+
+
+def input_tokens(user_text: str) -> int:
+    """Every answer's input token count: 100 plus the length of the task it answers, so tests
+    can predict per-turn usage."""
+    return 100 + len(user_text)
+
 
 @dataclass(frozen=True)
 class Step:
-    """What the model does next: ``write`` a file (``path``, ``content``), ``say`` ``text``,
-    or ``fail``."""
+    """What the model does next: ``write`` a file (``path``, ``content``), ``run`` a shell
+    ``command``, ``say`` ``text`` (silent for ``pause`` seconds mid-stream), ``fail`` (an HTTP
+    error) or ``break`` (an error event after some streamed ``text``)."""
 
     action: str
     text: str = ""
     path: str = ""
     content: str = ""
+    command: str = ""
+    pause: float = 0.0
+
+    def halves(self) -> tuple[str, str]:
+        """The text in two parts, streamed either side of the pause."""
+        middle = len(self.text) // 2
+        return self.text[:middle], self.text[middle:]
 
 
 def plan(user_text: str, tool_result_seen: bool) -> Step:
@@ -39,6 +66,17 @@ def plan(user_text: str, tool_result_seen: bool) -> Step:
     it has come back already."""
     if FAIL.search(user_text):
         return Step("fail", text="scripted failure: the task asked for it")
+    if BREAK.search(user_text):
+        return Step("break", text="partial answer before the break")
+    pause = PAUSE.search(user_text)
+    if pause:
+        seconds = float(pause.group(1))
+        return Step("say", text=f"pausing {pause.group(1)}s mid-answer, then done", pause=seconds)
+    run = RUN.search(user_text)
+    if run and not tool_result_seen:
+        return Step("run", command=run.group(1).strip())
+    if run:
+        return Step("say", text="ran it")
     match = WRITE.search(user_text)
     if match and not tool_result_seen:
         return Step("write", path=match.group(1), content=match.group(2).strip())
@@ -68,7 +106,9 @@ class Exchange:
         self._request.wfile.write(data)
 
     def sse(self, events: Iterable[tuple[str | None, object]]) -> None:
-        """Stream ``(event name or None, data)`` pairs as Server-Sent Events, then close."""
+        """Stream ``(event name or None, data)`` pairs as Server-Sent Events, then close. Each
+        frame is flushed before the next is asked for, so a generator that sleeps between two
+        yields makes a silent stretch mid-stream."""
         self._request.send_response(200)
         self._request.send_header("Content-Type", "text/event-stream")
         self._request.send_header("Cache-Control", "no-cache")

@@ -6,14 +6,20 @@ prompt asks for. So ``write <path> <content>`` is answered with an edit in that 
 SEARCH/REPLACE block with an empty SEARCH (which creates the file) for the diff formats.
 An edit is the whole turn (no tool result comes back), so the script always sees the task as
 the latest user message. ``fail`` answers HTTP 400, an error litellm does not retry.
+``run <command>`` answers the command in a fenced ``bash`` block, which aider offers to run
+(its "Run shell command?" question, in the diff edit formats only). ``break`` streams half a
+reply, then an ``error`` chunk naming ``invalid_request_error`` (a non-streaming request gets a
+400).
+``pause N`` falls silent N seconds mid-text. Usage: prompt ``100 + len(task)``, completion 7.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from tests.model_servers.harness import Exchange, Server, Step, plan
+from tests.model_servers.harness import OUTPUT_TOKENS, Exchange, Server, Step, input_tokens, plan
 
 MODEL = "scripted"
 """The one model listed; aider is started with ``--model openai/scripted``."""
@@ -51,6 +57,8 @@ def _whole_format(messages: list[dict[str, Any]]) -> bool:
 
 def reply_text(step: Step, whole: bool) -> str:
     """The assistant's text for one step of the script."""
+    if step.action == "run":
+        return f"Run this:\n\n{FENCE}bash\n{step.command}\n{FENCE}\n"
     if step.action != "write":
         return step.text
     if whole:
@@ -65,16 +73,26 @@ def _handle(exchange: Exchange) -> None:
         exchange.json({"error": {"message": f"no route {exchange.path}"}}, status=404)
         return
     messages = exchange.body.get("messages") or []
-    step = plan(_latest_user(messages), tool_result_seen=False)
+    task = _latest_user(messages)
+    step = plan(task, tool_result_seen=False)
     if step.action == "fail":
         error = {"message": step.text, "type": "invalid_request_error", "code": "scripted"}
         exchange.json({"error": error}, status=400)
         return
     text = reply_text(step, _whole_format(messages))
     model = str(exchange.body.get("model") or MODEL)
-    usage = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
+    prompt = input_tokens(task)
+    usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": OUTPUT_TOKENS,
+        "total_tokens": prompt + OUTPUT_TOKENS,
+    }
     if exchange.body.get("stream"):
-        exchange.sse((None, event) for event in _chunks(model, text, usage))
+        exchange.sse((None, event) for event in _chunks(model, text, usage, step))
+        return
+    if step.action == "break":
+        error = {"message": "scripted break", "type": "invalid_request_error", "code": "scripted"}
+        exchange.json({"error": error}, status=400)
         return
     exchange.json(
         {
@@ -94,7 +112,10 @@ def _handle(exchange: Exchange) -> None:
     )
 
 
-def _chunks(model: str, text: str, usage: dict[str, int]) -> list[object]:
+def _chunks(model: str, text: str, usage: dict[str, int], step: Step) -> Iterator[object]:
+    """The stream; it sleeps between the halves of a paused text, and sends an ``error`` chunk
+    after the first half on ``break``."""
+
     def chunk(delta: dict[str, str], finish: str | None, **extra: object) -> dict[str, object]:
         return {
             "id": "chatcmpl-scripted",
@@ -105,9 +126,23 @@ def _chunks(model: str, text: str, usage: dict[str, int]) -> list[object]:
             **extra,
         }
 
-    return [
-        chunk({"role": "assistant", "content": ""}, None),
-        chunk({"content": text}, None),
-        chunk({}, "stop", usage=usage),
-        "[DONE]",
-    ]
+    yield chunk({"role": "assistant", "content": ""}, None)
+    if step.pause or step.action == "break":
+        first, rest = step.halves()
+        yield chunk({"content": first}, None)
+        if step.action == "break":
+            # litellm maps an error whose text names invalid_request_error to BadRequestError,
+            # which aider does not retry (any other error chunk: a minute of retries).
+            error = {
+                "message": "scripted break mid-stream (invalid_request_error)",
+                "type": "invalid_request_error",
+                "code": None,
+            }
+            yield {"error": error}
+            return
+        time.sleep(step.pause)
+        yield chunk({"content": rest}, None)
+    else:
+        yield chunk({"content": text}, None)
+    yield chunk({}, "stop", usage=usage)
+    yield "[DONE]"
