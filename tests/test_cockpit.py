@@ -21,7 +21,7 @@ from luzia.cockpit.model import ordered, question, shown_state
 from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import JobState
-from tests.conftest import Events, idle, sample_job
+from tests.conftest import Events, sample_job, waiting
 
 PROFILE = dataclasses.replace(
     BUILTIN_PROFILES["fake-agent"], name="fake", command="bash ./fake-agent", start_timeout=30
@@ -99,6 +99,8 @@ def test_shown_state_and_order() -> None:
         asking,
     ]
     assert shown_state(asking) == "waiting" and question(asking) == "Allow? [y/n]"
+    waiting = sample_job(state=JobState.WAITING, message="Trust this folder? [y/n]")
+    assert shown_state(waiting) == "waiting" and question(waiting) == "Trust this folder? [y/n]"
     assert shown_state(jobs[3]) == "idle" and question(jobs[3]) is None
     assert [job.id for job in ordered(jobs)] == ["a", "r", "i", "s", "q", "f2", "f1"]
 
@@ -162,7 +164,7 @@ async def test_question_highlighted_and_answered_with_y(
         agent="fake",
         env=AGENT_ENV,
     )
-    Events(d, job_id).until(idle("waiting for a person"), "the question")
+    Events(d, job_id).until(waiting("Allow edit to a.txt?"), "the question")
     app = Cockpit(d.home, CONFIG)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.query_one("#question").display, "the question shown")

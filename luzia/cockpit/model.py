@@ -7,10 +7,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from luzia.jobs import Job, JobState
-from luzia.until import QUESTION_PREFIX
 
 WAITING = "waiting"
 """The state shown for an agent that waits for a person's answer."""
+
+OLD_QUESTION_PREFIX = "waiting for a person: "
+"""How an engine from before the ``waiting`` state recorded a question: an idle job's message."""
 
 GROUPS: tuple[str, ...] = (WAITING, "running", "idle", "starting", "queued", "finished")
 """The list's order: who needs a person first, then who works, then the rest."""
@@ -29,13 +31,10 @@ COLOURS: Mapping[str, str] = {
 
 def shown_state(job: Job) -> str:
     """The job's state as the cockpit shows it: ``waiting`` for an agent that asks a person
-    (the ``waiting`` state, or, before it existed, an idle job whose message is a question)."""
-    state = str(job.state)
-    if state == WAITING:
+    (the ``waiting`` state, or, recorded before it existed, an idle job asking a question)."""
+    if job.state is JobState.IDLE and (job.message or "").startswith(OLD_QUESTION_PREFIX):
         return WAITING
-    if job.state is JobState.IDLE and (job.message or "").startswith(QUESTION_PREFIX):
-        return WAITING
-    return state
+    return str(job.state)
 
 
 def question(job: Job) -> str | None:
@@ -43,7 +42,7 @@ def question(job: Job) -> str | None:
     if shown_state(job) != WAITING:
         return None
     message = job.message or ""
-    return message.removeprefix(QUESTION_PREFIX) or "(the agent waits for an answer)"
+    return message.removeprefix(OLD_QUESTION_PREFIX) or "(the agent waits for an answer)"
 
 
 def group(job: Job) -> int:
