@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "logs": "luzia.cli.logs",
     "wait": "luzia.cli.wait",
     "events": "luzia.cli.events",
+    "cockpit": "luzia.cli.cockpit",
+    "top": "luzia.cli.cockpit",
     "attach": "luzia.cli.attach",
     "send": "luzia.cli.send",
     "kill": "luzia.cli.kill",
@@ -44,7 +46,7 @@ COMMANDS: dict[str, str] = {
 """Command name -> the module defining it (as an attribute named like the command, ``rm``
 being ``remove`` and ``list`` being ``list_projects``), in the order ``--help`` shows them."""
 
-_ATTRIBUTES = {"rm": "remove", "list": "list_projects"}
+_ATTRIBUTES = {"rm": "remove", "list": "list_projects", "top": "cockpit"}
 
 EXIT_INTERRUPTED = 130
 

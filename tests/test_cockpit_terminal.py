@@ -1,0 +1,60 @@
+"""The cockpit in a real terminal: ``luzia cockpit`` in a tmux pane of its own, keys sent to it
+and its screen read back; Enter puts the person in a job's live pane and ``C-b d`` brings them
+back to the cockpit."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controllers import LocalTmuxController
+from luzia.config import Config
+from luzia.dispatcher import ResponsiveDispatcher
+from tests.test_cockpit import printer
+
+WAIT = 30.0
+
+
+@pytest.fixture
+def d(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ResponsiveDispatcher]:
+    monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
+    dispatcher = ResponsiveDispatcher(home=tmp_path / "home", config=Config())
+    engine = dispatcher.start_background_monitor()
+    yield dispatcher
+    dispatcher.clean(all=True)
+    engine.stop()
+    dispatcher.close()
+
+
+def test_cockpit_in_a_terminal_attach_and_back(d: ResponsiveDispatcher, tmp_path: Path) -> None:
+    job_id = d.dispatch_task(printer("inside-the-job"), backend="local", workdir=tmp_path)
+    with LocalTmuxController(cwd=tmp_path, width=140, height=40) as terminal:
+        terminal.wait_for_shell_prompt()
+        terminal.send_keys(f"{sys.executable} -m luzia --home {d.home} cockpit")
+        terminal.wait_for_prompt(rf"{job_id}.*running|running.*{job_id}", timeout=WAIT)
+        screen = terminal.capture_pane()
+        assert "luzia cockpit" in screen and "inside-the-job" in screen  # list and preview
+
+        # ? shows the help; q closes it
+        terminal.send_key("?")
+        terminal.wait_for_prompt("C-b d brings you back here", timeout=WAIT)
+        terminal.send_key("q")
+        terminal.wait_for_prompt(re.escape("pane (live)"), timeout=WAIT)
+
+        # Enter: the job's own pane, live, on this terminal; C-b d: back in the cockpit
+        terminal.send_key("Enter")
+        terminal.wait_for_prompt(r"(?s)^(?!.*luzia cockpit).*inside-the-job", timeout=WAIT)
+        terminal.send_keys("typed-while-attached")
+        terminal.wait_for_prompt("got:typed-while-attached", timeout=WAIT)
+        terminal.send_key("C-b", "d")
+        terminal.wait_for_prompt("luzia cockpit", timeout=WAIT)
+        terminal.wait_for_prompt(re.escape("pane (live)"), timeout=WAIT)
+
+        # q quits: the shell is back and the job runs on
+        terminal.send_key("q")
+        terminal.wait_for_shell_prompt(WAIT)
+    assert d.get_status(job_id).state.value == "running"
