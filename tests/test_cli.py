@@ -285,6 +285,7 @@ def test_status_summary(tmp_path: Path) -> None:
         "starting": 0,
         "running": 0,
         "idle": 0,
+        "waiting": 0,
         "completed": 1,
         "failed": 0,
         "killed": 0,

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 
 from luzia.agents import BUILTIN_PROFILES
 from luzia.cockpit.app import Cockpit, Confirm, Page
-from luzia.cockpit.model import ordered, question, shown_state
+from luzia.cockpit.model import ordered, question
 from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import JobState
@@ -85,10 +85,8 @@ def printer(text: str) -> str:
 # -- the model, without a screen
 
 
-def test_shown_state_and_order() -> None:
-    asking = sample_job(
-        id="a", state=JobState.IDLE, message="waiting for a person: Allow? [y/n]", created_at=1
-    )
+def test_question_and_order() -> None:
+    asking = sample_job(id="a", state=JobState.WAITING, message="Allow? [y/n]", created_at=1)
     jobs = [
         sample_job(id="q", state=JobState.QUEUED, created_at=5),
         sample_job(id="f1", state=JobState.COMPLETED, created_at=6),
@@ -98,10 +96,8 @@ def test_shown_state_and_order() -> None:
         sample_job(id="s", state=JobState.STARTING, created_at=3),
         asking,
     ]
-    assert shown_state(asking) == "waiting" and question(asking) == "Allow? [y/n]"
-    waiting = sample_job(state=JobState.WAITING, message="Trust this folder? [y/n]")
-    assert shown_state(waiting) == "waiting" and question(waiting) == "Trust this folder? [y/n]"
-    assert shown_state(jobs[3]) == "idle" and question(jobs[3]) is None
+    assert question(asking) == "Allow? [y/n]"
+    assert question(jobs[3]) is None
     assert [job.id for job in ordered(jobs)] == ["a", "r", "i", "s", "q", "f2", "f1"]
 
 

@@ -11,9 +11,6 @@ from luzia.jobs import Job, JobState
 WAITING = "waiting"
 """The state shown for an agent that waits for a person's answer."""
 
-OLD_QUESTION_PREFIX = "waiting for a person: "
-"""How an engine from before the ``waiting`` state recorded a question: an idle job's message."""
-
 GROUPS: tuple[str, ...] = (WAITING, "running", "idle", "starting", "queued", "finished")
 """The list's order: who needs a person first, then who works, then the rest."""
 
@@ -29,25 +26,16 @@ COLOURS: Mapping[str, str] = {
 }
 
 
-def shown_state(job: Job) -> str:
-    """The job's state as the cockpit shows it: ``waiting`` for an agent that asks a person
-    (the ``waiting`` state, or, recorded before it existed, an idle job asking a question)."""
-    if job.state is JobState.IDLE and (job.message or "").startswith(OLD_QUESTION_PREFIX):
-        return WAITING
-    return str(job.state)
-
-
 def question(job: Job) -> str | None:
     """What the agent asked, when it waits for a person; else ``None``."""
-    if shown_state(job) != WAITING:
+    if job.state is not JobState.WAITING:
         return None
-    message = job.message or ""
-    return message.removeprefix(OLD_QUESTION_PREFIX) or "(the agent waits for an answer)"
+    return job.message or "(the agent waits for an answer)"
 
 
 def group(job: Job) -> int:
     """The job's place in ``GROUPS``."""
-    state = shown_state(job)
+    state = str(job.state)
     if job.state.is_final:
         return GROUPS.index("finished")
     return GROUPS.index(state) if state in GROUPS else GROUPS.index("running")
@@ -64,7 +52,7 @@ def matches(job: Job, text: str) -> bool:
     if not text:
         return True
     needle = text.lower()
-    fields = (job.id, job.project or "", job.agent or "", shown_state(job), job.task)
+    fields = (job.id, job.project or "", job.agent or "", str(job.state), job.task)
     return any(needle in field.lower() for field in fields)
 
 
@@ -96,7 +84,7 @@ def row(job: Job, now: float | None = None) -> tuple[str, ...]:
     agent = (job.agent or "shell").split()[0] if (job.agent or "").strip() else "shell"
     task = " ".join(job.task.split())
     return (
-        shown_state(job),
+        str(job.state),
         job.id,
         job.project or "-",
         agent,
