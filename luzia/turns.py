@@ -320,6 +320,8 @@ class TurnWatcher:
         """The agent's own word on its state; only a question still on the screen turns its
         turn end into waiting (an agent may end a turn by asking)."""
         if signal.state == WAITING:
+            if self._state == WAITING and not self._from_screen:
+                return  # asked already in the agent's own words (a reminder repeats it)
             self._from_screen = False
             self._set(WAITING, signal.message)
         elif signal.state == RUNNING:
