@@ -169,6 +169,10 @@ class Backend(ABC):
     def start(self, job: Job, home: Path, command: str) -> TmuxController:
         """Create the job's pane and its log pipe, ready to run ``command``; return a controller."""
 
+    def sync(self, job: Job) -> None:  # noqa: B027 - a hook most backends need not fill
+        """Bring what the job recorded where it runs (pid, exit status, log) into its job
+        directory here; a no-op where that directory is shared (local, docker's bind mount)."""
+
     @abstractmethod
     def reattach(self, job: Job) -> TmuxController | None:
         """A controller on the job's live pane, or ``None`` when it no longer exists."""
@@ -638,4 +642,9 @@ def backend_for(name: str, docker_client: docker.DockerClient | None = None) -> 
         return DockerBackend(docker_client)
     if name == "local":
         return LocalBackend()
+    if name == "swarm":
+        from luzia.config import Config
+        from luzia.swarm import SwarmBackend
+
+        return SwarmBackend(Config.load().swarm)
     raise LuziaError(f"unknown backend {name!r}")

@@ -119,6 +119,23 @@ class ProjectConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SwarmSettings:
+    """The ``[swarm]`` table: where the swarm's manager, registry and nodes are (``luzia.swarm``).
+
+    ``nodes``: node name -> Docker endpoint (``unix://``, ``tcp://`` with the environment's TLS
+    settings, ``ssh://``), through which luzia drives the tmux of a task on that node.
+    """
+
+    manager: str | None = None
+    """The manager's endpoint; ``None``: the Docker Engine the environment points at."""
+    registry: str | None = None
+    """``host:port`` every node pulls job images from (``luzia image push``)."""
+    nodes: Mapping[str, str] = field(default_factory=dict)
+    constraints: tuple[str, ...] = ()
+    """Placement constraints of every swarm job (``node.labels.gpu==1``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration; ``path`` is the file it came from (``None``: built-in defaults)."""
 
@@ -126,6 +143,7 @@ class Config:
     projects: Mapping[str, ProjectConfig] = field(default_factory=dict)
     path: Path | None = None
     agents: Mapping[str, AgentProfile] = field(default_factory=dict)
+    swarm: SwarmSettings = field(default_factory=SwarmSettings)
 
     def agent_profile(self, agent: str | None) -> AgentProfile | None:
         """The profile a job's ``agent`` names (configured, then built in), else ``None``."""
@@ -295,7 +313,7 @@ class _Reader:
         if value is None:
             return None
         if value not in BACKENDS:
-            problem = f'must be "auto", "docker" or "local", not {value!r}'
+            problem = f'must be "auto", "docker", "local" or "swarm", not {value!r}'
             raise self.error((*keys, "backend"), problem)
         return cast(Backend, value)
 
@@ -321,13 +339,39 @@ class _Reader:
         return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
     def config(self, raw: dict[str, Any]) -> Config:
-        top = self.table(raw, (), ("defaults", "projects", "agents"))
+        top = self.table(raw, (), ("defaults", "projects", "agents", "swarm"))
         defaults = self.defaults(top.get("defaults", {}))
         projects_table = self.table(top.get("projects", {}), ("projects",), ())
         projects = {name: self.project(name, value) for name, value in projects_table.items()}
         agents_table = self.table(top.get("agents", {}), ("agents",), ())
         agents = {name: self.agent(name, value) for name, value in agents_table.items()}
-        return Config(defaults=defaults, projects=projects, path=self.file, agents=agents)
+        swarm = self.swarm(top.get("swarm", {}))
+        return Config(
+            defaults=defaults, projects=projects, path=self.file, agents=agents, swarm=swarm
+        )
+
+    def swarm(self, value: object) -> SwarmSettings:
+        keys = ("swarm",)
+        table = self.table(value, keys, ("manager", "registry", "nodes", "constraints"))
+        nodes_table = self.table(table.get("nodes", {}), (*keys, "nodes"), ())
+        nodes = {}
+        for name, endpoint in nodes_table.items():
+            if not isinstance(endpoint, str) or not re.match(r"^(unix|tcp|ssh)://.", endpoint):
+                problem = f"must be a unix://, tcp:// or ssh:// endpoint, not {endpoint!r}"
+                raise self.error((*keys, "nodes", name), problem)
+            nodes[name] = endpoint
+        constraints = table.get("constraints", [])
+        if not isinstance(constraints, list) or not all(
+            isinstance(c, str) and re.search("==|!=", c) for c in constraints
+        ):
+            problem = f'must be a list like ["node.role==worker"], not {constraints!r}'
+            raise self.error((*keys, "constraints"), problem)
+        return SwarmSettings(
+            manager=self.text(table, keys, "manager"),
+            registry=self.text(table, keys, "registry"),
+            nodes=nodes,
+            constraints=tuple(constraints),
+        )
 
     def agent(self, name: str, value: object) -> AgentProfile:
         keys = ("agents", name)
