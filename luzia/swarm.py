@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from controllers.docker_tmux import DockerTmuxController
 from controllers.errors import ControllerError
+from controllers.events import Output, PaneEvent
 from luzia.agents import agent_kind
 from luzia.agents.home import prepare_home
 from luzia.backends import (
@@ -39,6 +40,7 @@ from luzia.backends import (
     RUN_FILE,
     DockerBackend,
     _docker_errors,
+    read_exit_code,
     write_job_scripts,
 )
 from luzia.config import SwarmSettings
@@ -177,26 +179,33 @@ class SwarmBackend(DockerBackend):
 
     def _locate(self, job: Job) -> tuple[_Node, Container] | None:
         """The job's node and container, or ``None`` when its service or container is gone;
-        ``NodeLost`` when its node is down."""
+        ``NodeLost`` when its node is down (a down node's task may have lost its container id,
+        and its engine cannot be asked: the manager's word decides)."""
         import docker.errors
 
         service = self._service(job)
         if service is None:
             return None
         task = self._task(service)
-        if task is None or not task.node_id or not task.container_id:
+        if task is None or not task.node_id:
             return None
         node = self._node(task.node_id)
         try:
             with _docker_errors(f"cannot find the container of job {job.id}"):
                 try:
-                    return node, node.client.containers.get(task.container_id)
+                    if task.container_id:
+                        return node, node.client.containers.get(task.container_id)
                 except docker.errors.NotFound:
-                    return None
+                    pass
         except BackendError:
-            if self._node_state(task.node_id) != "ready":
-                raise NodeLost(f"node {node.name} lost") from None
+            self._check_node(task.node_id, node.name)
             raise
+        self._check_node(task.node_id, node.name)
+        return None
+
+    def _check_node(self, node_id: str, name: str) -> None:
+        if self._node_state(node_id) != "ready":
+            raise NodeLost(f"node {name} lost")
 
     def node_of(self, job: Job) -> str | None:
         """The name of the node the job's task runs on (``None``: no task placed)."""
@@ -239,12 +248,12 @@ class SwarmBackend(DockerBackend):
         with _docker_errors(f"cannot copy job {job.id} into container {container.short_id}"):
             if not container.put_archive("/", _tar(files, owner)):
                 raise BackendError(f"cannot copy job {job.id} into container {container.short_id}")
-        controller = self._controller(node, container, owned=True)
+        controller = self._controller(job, node, container, owned=True)
         controller.pipe_output(f"{JOB_MOUNT}/{LOG_FILE}", size_now=0)
         return controller
 
     def _create_service(self, job: Job, home: Path, user: str, settings: Any) -> None:
-        from docker.types import Mount, Resources, RestartPolicy
+        from docker.types import Resources, RestartPolicy
 
         from controllers.container import MANAGED_LABEL
         from controllers.image import DEFAULT_IMAGE
@@ -264,9 +273,6 @@ class SwarmBackend(DockerBackend):
             mem_limit=memory,
             mem_reservation=memory,
         )
-        volume = Mount(
-            "/workspace", f"luzia-{job.id}", type="volume", labels={**labels, MANAGED_LABEL: "1"}
-        )
         with _docker_errors(f"cannot create the swarm service of job {job.id}"):
             self.manager.services.create(
                 image,
@@ -277,7 +283,6 @@ class SwarmBackend(DockerBackend):
                 env=["LANG=C.UTF-8"],
                 user=user,
                 workdir="/workspace",
-                mounts=[volume],
                 resources=resources,
                 restart_policy=RestartPolicy(condition="none"),
                 constraints=list(self.settings.constraints),
@@ -305,8 +310,12 @@ class SwarmBackend(DockerBackend):
                 raise BackendError(f"swarm placed no task for job {job.id}{why}")
             time.sleep(TASK_POLL)
 
-    def _controller(self, node: _Node, container: Container, *, owned: bool) -> _SwarmPane:
-        return _SwarmPane(container, owned=owned, docker_host=node.endpoint)
+    def _controller(
+        self, job: Job, node: _Node, container: Container, *, owned: bool
+    ) -> _SwarmPane:
+        pane = _SwarmPane(container, owned=owned, docker_host=node.endpoint)
+        pane.mirror_to(job.log_path)
+        return pane
 
     def reattach(self, job: Job) -> TmuxController | None:
         try:
@@ -317,7 +326,7 @@ class SwarmBackend(DockerBackend):
             return None
         node, container = located
         try:
-            return self._controller(node, container, owned=False)
+            return self._controller(job, node, container, owned=False)
         except ControllerError:
             return None
 
@@ -358,10 +367,33 @@ class SwarmBackend(DockerBackend):
             return False
 
     def describe_container(self, job: Job) -> str | None:
+        """Why the job's container is gone, or ``None`` if it runs. A container that vanished
+        with no exit status recorded may be the first sign of its node going down (a stopping
+        dockerd ends its containers before it stops answering), so the node is watched for
+        three heartbeats before the container alone is blamed."""
         try:
-            return super().describe_container(job)
+            why = super().describe_container(job)
+            if why is None or read_exit_code(job) is not None:
+                return why
+            deadline = time.monotonic() + self._settle()
+            while time.monotonic() < deadline:
+                try:
+                    self._locate(job)  # NodeLost once the manager calls the node down
+                except NodeLost:
+                    raise
+                except BackendError:  # its engine stopped answering: the manager decides
+                    pass
+                time.sleep(0.2)
+            return why
         except NodeLost as exc:
             return str(exc)
+
+    def _settle(self) -> float:
+        """Three of the swarm's heartbeats: about when its manager calls a silent node down."""
+        with contextlib.suppress(Exception):
+            spec = self.manager.swarm.attrs["Spec"]
+            return 3 * float(spec["Dispatcher"]["HeartbeatPeriod"]) / 1e9
+        return 15.0
 
     def kill(self, job: Job, grace: float = 10.0) -> None:
         with contextlib.suppress(NodeLost):
@@ -380,14 +412,8 @@ class SwarmBackend(DockerBackend):
             self._remove_service(job)
 
     def remove(self, job: Job) -> None:
-        """Remove the service (swarm removes its container) and the job's workspace volume."""
-        located = None
-        with contextlib.suppress(BackendError):
-            located = self._locate(job)
+        """Remove the service: swarm removes its container, and the workspace copy in it."""
         self._remove_service(job)
-        if located is not None:
-            node, container = located
-            _remove_volume(node.client, container, f"luzia-{job.id}")
 
     def _remove_service(self, job: Job) -> None:
         service = self._service(job)
@@ -427,20 +453,30 @@ class SwarmBackend(DockerBackend):
 
 class _SwarmPane(DockerTmuxController):
     """A node's container pane whose log lives in the container: the drain waits for the
-    container's own file (the job directory here gets it by :meth:`SwarmBackend.sync`)."""
+    container's own file (the job directory here gets it by :meth:`SwarmBackend.sync`).
+
+    Meanwhile the pane's output, as the control stream brings it, is appended to the log
+    here (:meth:`mirror_to`), so ``luzia logs -f`` follows a job on another node live; the
+    copy from the container replaces it whenever the engine syncs, and at the end.
+    """
+
+    def mirror_to(self, path: Path) -> None:
+        lock = threading.Lock()
+
+        def on_event(event: PaneEvent) -> None:
+            if isinstance(event, Output) and event.data:
+                with lock, contextlib.suppress(OSError), path.open("ab") as f:
+                    f.write(event.data)
+
+        self.subscribe(on_event)
 
     def stop_pipe(self, timeout: float = 60.0, *, size_of: Any = None) -> None:
         super().stop_pipe(timeout)
 
     def _report_loss(self) -> None:
-        """An engine that no longer answers is not a pane's end: the node may be down, or
-        only the way to it; the engine asks the manager (``node NAME lost``)."""
-        try:
-            self.container.client.ping()
-        except Exception as exc:  # requests' connection errors, docker's: the same here
-            self._pane_lost(f"the node's Docker Engine does not answer ({exc})", stream_only=True)
-            return
-        super()._report_loss()
+        """Only the stream is known lost: whether the pane ended, its container did or its
+        node is down, the backend finds out with the manager (``node NAME lost``)."""
+        self._pane_lost("the stream from the node's Docker Engine ended", stream_only=True)
 
 
 def _client(endpoint: str | None) -> docker.DockerClient:
@@ -536,20 +572,3 @@ def _replace(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.sync")
     write_private(tmp, data)
     os.replace(tmp, path)
-
-
-def _remove_volume(client: docker.DockerClient, container: Container, name: str) -> None:
-    """Remove the job's workspace volume once swarm has removed the container using it."""
-    import docker.errors
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            client.volumes.get(name).remove()
-            return
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError:  # still in use by the container swarm is removing
-            time.sleep(0.1)
-        except Exception:
-            return

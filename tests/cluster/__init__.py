@@ -98,9 +98,11 @@ class Cluster:
     def node(self, name: str) -> Node:
         return next(node for node in self.nodes if node.name == name)
 
-    def config_toml(self) -> str:
+    def config_toml(self, constraints: tuple[str, ...] = ()) -> str:
         """The ``[swarm]`` part of a luzia config for this cluster."""
         lines = ["[swarm]", f'manager = "{self.manager.endpoint}"', f'registry = "{self.registry}"']
+        if constraints:
+            lines.append(f"constraints = {json.dumps(list(constraints))}")
         lines += ["", "[swarm.nodes]"]
         lines += [f'{node.name} = "{node.endpoint}"' for node in self.nodes]
         return "\n".join(lines) + "\n"
@@ -111,6 +113,18 @@ class Cluster:
         if node.process is not None and node.process.poll() is None:
             node.process.send_signal(signal.SIGTERM)
             node.process.wait(timeout=60)
+
+
+def restart_node(cluster: Cluster, name: str) -> None:
+    """Start a stopped node's dockerd again and wait until the manager has it back."""
+    node = cluster.node(name)
+    _start_dockerd(node)
+
+    def all_ready() -> bool:
+        states = cluster.manager.docker("node", "ls", "--format", "{{.Status}}").split()
+        return states.count("Ready") == len(NODES)
+
+    _wait(all_ready, "every node to be Ready")
 
 
 def missing_tools() -> list[str]:
