@@ -646,5 +646,6 @@ def backend_for(name: str, docker_client: docker.DockerClient | None = None) -> 
         from luzia.config import Config
         from luzia.swarm import SwarmBackend
 
-        return SwarmBackend(Config.load().swarm)
+        config = Config.load()
+        return SwarmBackend(config.swarm, config)
     raise LuziaError(f"unknown backend {name!r}")

@@ -34,6 +34,16 @@ Format (``docs/config.example.toml`` is a commented copy)::
     commit = "branch"             # opt-in: after a job exits 0, commit the agent's change on a
                                   # branch luzia/<job> ("branch") or the current one ("current")
     network, mounts, memory, cpus, pids, user  # as in [defaults], over them (mounts add up)
+    constraints = ["node.labels.gpu==1"]  # swarm jobs: placement constraints, with [swarm]'s
+
+    [swarm]                       # backend = "swarm" (docs/swarm.md)
+    manager = "unix:///var/run/docker.sock"  # the manager's engine (unset: DOCKER_HOST's)
+    registry = "10.0.0.1:5000"    # where every node pulls job images (`luzia image push`)
+    constraints = ["node.role==worker"]      # placement constraints of every swarm job
+
+    [swarm.nodes]                 # node name -> its engine: luzia drives a task's tmux there
+    worker1 = "tcp://10.0.0.2:2376"          # TLS from DOCKER_CERT_PATH / DOCKER_TLS_VERIFY
+    worker2 = "ssh://luzia@10.0.0.3"
 
     [projects.web.env]            # environment variables for this project's jobs
     NODE_ENV = "development"
@@ -116,6 +126,8 @@ class ProjectConfig:
     """Over ``Defaults.container`` for this project's docker jobs."""
     on_state: str | None = None
     """Over ``Defaults.on_state`` for this project's jobs."""
+    constraints: tuple[str, ...] = ()
+    """Swarm placement constraints of this project's swarm jobs, besides ``[swarm]``'s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,17 +372,11 @@ class _Reader:
                 problem = f"must be a unix://, tcp:// or ssh:// endpoint, not {endpoint!r}"
                 raise self.error((*keys, "nodes", name), problem)
             nodes[name] = endpoint
-        constraints = table.get("constraints", [])
-        if not isinstance(constraints, list) or not all(
-            isinstance(c, str) and re.search("==|!=", c) for c in constraints
-        ):
-            problem = f'must be a list like ["node.role==worker"], not {constraints!r}'
-            raise self.error((*keys, "constraints"), problem)
         return SwarmSettings(
             manager=self.text(table, keys, "manager"),
             registry=self.text(table, keys, "registry"),
             nodes=nodes,
-            constraints=tuple(constraints),
+            constraints=self.constraints(table, keys),
         )
 
     def agent(self, name: str, value: object) -> AgentProfile:
@@ -504,6 +510,7 @@ class _Reader:
             "commit",
             "secret_env",
             "on_state",
+            "constraints",
             *CONTAINER_KEYS,
         )
         table = self.table(value, keys, known)
@@ -531,7 +538,17 @@ class _Reader:
             secret_env=self.patterns(table, keys),
             container=container,
             on_state=self.text(table, keys, "on_state"),
+            constraints=self.constraints(table, keys),
         )
+
+    def constraints(self, table: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, ...]:
+        value = table.get("constraints", [])
+        if not isinstance(value, list) or not all(
+            isinstance(c, str) and re.search("==|!=", c) for c in value
+        ):
+            problem = f'must be a list like ["node.role==worker"], not {value!r}'
+            raise self.error((*keys, "constraints"), problem)
+        return tuple(value)
 
     def commit(
         self, table: dict[str, Any], keys: tuple[str, ...]

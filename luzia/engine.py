@@ -754,7 +754,7 @@ def _make_backend(name: str, config: Config) -> Backend:
     if name == "swarm":
         from luzia.swarm import SwarmBackend
 
-        return SwarmBackend(config.swarm)
+        return SwarmBackend(config.swarm, config)
     return DockerBackend() if name == "docker" else LocalBackend()
 
 

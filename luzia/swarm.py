@@ -43,7 +43,7 @@ from luzia.backends import (
     read_exit_code,
     write_job_scripts,
 )
-from luzia.config import SwarmSettings
+from luzia.config import Config, SwarmSettings
 from luzia.errors import BackendError, LuziaError
 from luzia.jobenv import ENV_FILE
 from luzia.jobs import Job
@@ -90,9 +90,10 @@ class SwarmBackend(DockerBackend):
 
     name = "swarm"
 
-    def __init__(self, settings: SwarmSettings) -> None:
+    def __init__(self, settings: SwarmSettings, config: Config | None = None) -> None:
         super().__init__(None)
         self.settings = settings
+        self.config = config
         self._manager: docker.DockerClient | None = None
         self._nodes: dict[str, _Node] = {}
         self._nodes_lock = threading.Lock()
@@ -285,10 +286,17 @@ class SwarmBackend(DockerBackend):
                 workdir="/workspace",
                 resources=resources,
                 restart_policy=RestartPolicy(condition="none"),
-                constraints=list(self.settings.constraints),
+                constraints=self._constraints(job),
                 init=True,
                 cap_drop=["ALL"],
             )
+
+    def _constraints(self, job: Job) -> list[str]:
+        """``[swarm]``'s placement constraints and the job's project's."""
+        own: tuple[str, ...] = ()
+        if self.config is not None and job.project and job.project in self.config.projects:
+            own = self.config.projects[job.project].constraints
+        return [*self.settings.constraints, *own]
 
     def _wait_running(self, job: Job) -> tuple[_Node, Container]:
         """Wait until swarm has placed the task and its container runs; a task swarm rejects

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
@@ -69,8 +70,8 @@ class Swarm:
         self.d = ResponsiveDispatcher(home=self.home, config=self.config)
         self.backend = SwarmBackend(self.config.swarm)
 
-    def dispatch(self, task: str) -> str:
-        return self.d.dispatch_task(task, workdir=self.workspace, backend="swarm")
+    def dispatch(self, task: str, **options: Any) -> str:
+        return self.d.dispatch_task(task, workdir=self.workspace, backend="swarm", **options)
 
     def wait_state(self, job_id: str, *states: JobState, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -150,10 +151,20 @@ def test_a_job_on_a_worker_takes_input_shows_its_screen_and_is_killed(
     swarm = on_workers
     engine = Engine(swarm.home, swarm.config).start()
     try:
-        job_id = swarm.dispatch("read -r line; echo got:$line; sleep 600")
+        job_id = swarm.dispatch("read -r line; echo got:$line; sleep 600", cpus=0.25, memory="256m")
         swarm.wait_state(job_id, JobState.RUNNING)
         job = swarm.d.get_status(job_id)
         assert swarm.backend.node_of(job) in ("worker1", "worker2")
+        spec = swarm.backend._service(job).attrs["Spec"]
+        assert spec["Labels"]["luzia.job"] == job_id
+        assert spec["Labels"]["luzia.home"] == str(swarm.home)
+        template = spec["TaskTemplate"]
+        assert template["RestartPolicy"]["Condition"] == "none"
+        assert template["Placement"]["Constraints"] == list(WORKERS)
+        assert template["Resources"]["Reservations"] == {
+            "NanoCPUs": 250_000_000,
+            "MemoryBytes": 256 * 1024**2,
+        }
         swarm.d.send_input(job_id, "over the node's engine")
         deadline = time.monotonic() + 30
         while "got:over the node's engine" not in swarm.log(job_id):
