@@ -377,8 +377,10 @@ class SwarmBackend(DockerBackend):
     def describe_container(self, job: Job) -> str | None:
         """Why the job's container is gone, or ``None`` if it runs. A container that vanished
         with no exit status recorded may be the first sign of its node going down (a stopping
-        dockerd ends its containers before it stops answering), so the node is watched for
-        three heartbeats before the container alone is blamed."""
+        dockerd ends its containers before it stops answering): the node is watched for three
+        heartbeats, and while its engine does not answer the manager's word is awaited
+        (``BackendError``: the engine looks again); only a node that answers and is ``ready``
+        lets the container alone be blamed."""
         try:
             why = super().describe_container(job)
             if why is None or read_exit_code(job) is not None:
@@ -392,9 +394,19 @@ class SwarmBackend(DockerBackend):
                 except BackendError:  # its engine stopped answering: the manager decides
                     pass
                 time.sleep(0.2)
+            node = self._task_node(job)
+            if node is not None and not _answers(node.client):
+                raise BackendError(f"node {node.name} does not answer; asking its manager again")
             return why
         except NodeLost as exc:
             return str(exc)
+
+    def _task_node(self, job: Job) -> _Node | None:
+        service = self._service(job)
+        task = self._task(service) if service is not None else None
+        if task is None or not task.node_id:
+            return None
+        return self._node(task.node_id)
 
     def _settle(self) -> float:
         """Three of the swarm's heartbeats: about when its manager calls a silent node down."""
@@ -502,6 +514,14 @@ def _client(endpoint: str | None) -> docker.DockerClient:
             use_ssh_client=endpoint.startswith("ssh://"),
             timeout=30,
         )
+
+
+def _answers(client: docker.DockerClient) -> bool:
+    try:
+        client.ping()
+    except Exception:  # requests' connection errors, docker's: either way it does not answer
+        return False
+    return True
 
 
 def _names_registry(image: str) -> bool:

@@ -2,8 +2,8 @@
 
 Every test talks to the cluster's own engines (``DOCKER_HOST`` is the manager's); the host's
 Docker Engine is never used. Tests that must see a job on a worker pin it there with the
-config's placement constraints. The node-loss test stops a worker's dockerd and starts it
-again afterwards. The session fixture checks that nothing of the cluster is left.
+config's placement constraints. The node-loss test stops the spare worker's dockerd, which
+the other tests keep away from. The last process to use the cluster checks nothing is left.
 """
 
 from __future__ import annotations
@@ -31,25 +31,28 @@ from tests import cluster as test_cluster
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("swarm")]
 
-WORKERS = ("node.role==worker",)
+MAIN = ("node.labels.spare!=1",)
+"""The manager and the two workers: never the spare node the node-loss test stops."""
+WORKERS = ("node.role==worker", "node.labels.spare!=1")
 
 
-@pytest.fixture(scope="session")
-def swarm_cluster() -> Iterator[test_cluster.Cluster]:
-    """The 3-node cluster with luzia's image in its registry; taken down, checked empty."""
+def _need_cluster() -> None:
     missing = test_cluster.missing_tools()
     if os.getuid() != 0 or missing:
         why = f"needs root and {', '.join(missing) or 'nothing more'} (.ci/run installs them)"
         if os.environ.get("CI") == "true":
             pytest.fail(f"the swarm test cluster {why}")
         pytest.skip(f"the swarm test cluster {why}")
-    made = test_cluster.start()
-    try:
-        test_cluster.push_image(made, "luzia-agent:latest")
+
+
+@pytest.fixture(scope="session")
+def swarm_cluster() -> Iterator[test_cluster.Cluster]:
+    """The 3-node cluster with luzia's image in its registry, one for every process of this
+    test run (xdist workers may each get some of these tests); the last one takes it down."""
+    _need_cluster()
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+    with test_cluster.shared(run_id) as made:
         yield made
-    finally:
-        test_cluster.stop(made)
-    assert not test_cluster.leftovers(made)
 
 
 class Swarm:
@@ -101,8 +104,8 @@ def _swarm(
 def swarm(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swarm_cluster: test_cluster.Cluster
 ) -> Iterator[Swarm]:
-    """Jobs go wherever swarm places them; an engine in this process."""
-    made = _swarm(tmp_path, monkeypatch, swarm_cluster)
+    """Jobs go wherever swarm places them on the main three nodes; an engine in this process."""
+    made = _swarm(tmp_path, monkeypatch, swarm_cluster, MAIN)
     engine = Engine(made.home, made.config).start()
     yield made
     made.d.clean(all=True)
@@ -128,6 +131,7 @@ def _assert_no_services(cluster: test_cluster.Cluster, home: Path) -> None:
     assert not left, f"services left behind: {left}"
 
 
+@pytest.mark.timeout(300)
 def test_twelve_jobs_spread_over_the_nodes_with_their_logs_and_exit_codes(swarm: Swarm) -> None:
     ids = {
         swarm.dispatch(f"cat hello.txt; echo job-{i} on $HOSTNAME; exit {i % 3}"): i
@@ -145,6 +149,7 @@ def test_twelve_jobs_spread_over_the_nodes_with_their_logs_and_exit_codes(swarm:
     assert nodes == {"manager", "worker1", "worker2"}
 
 
+@pytest.mark.timeout(300)
 def test_a_job_on_a_worker_takes_input_shows_its_screen_and_is_killed(
     on_workers: Swarm,
 ) -> None:
@@ -196,6 +201,7 @@ def test_a_job_on_a_worker_takes_input_shows_its_screen_and_is_killed(
         engine.stop()
 
 
+@pytest.mark.timeout(300)
 def test_engine_sigkill_and_restart_reconciles_every_swarm_job(on_workers: Swarm) -> None:
     swarm = on_workers
     start_engine(swarm.home)
@@ -237,10 +243,11 @@ def _container_log(swarm: Swarm, job_id: str) -> str:
     return bytes(result.output).decode(errors="replace")
 
 
+@pytest.mark.timeout(300)
 def test_a_lost_worker_fails_its_jobs_naming_it_and_runs_them_nowhere_else(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swarm_cluster: test_cluster.Cluster
 ) -> None:
-    pinned = ("node.hostname==lzc-worker2",)
+    pinned = ("node.labels.spare==1",)
     swarm = _swarm(tmp_path, monkeypatch, swarm_cluster, pinned)
     engine = Engine(swarm.home, swarm.config).start()
     try:
@@ -248,13 +255,13 @@ def test_a_lost_worker_fails_its_jobs_naming_it_and_runs_them_nowhere_else(
         for job_id in ids:
             swarm.wait_state(job_id, JobState.RUNNING)
         stopped = time.monotonic()
-        swarm_cluster.stop_node("worker2")
+        swarm_cluster.stop_node(test_cluster.SPARE)
         for job_id in ids:
             swarm.wait_state(job_id, *FINAL_STATES, timeout=30 - (time.monotonic() - stopped))
             job = swarm.d.get_status(job_id)
             assert job.state is JobState.FAILED
-            assert "node worker2 lost" in (job.message or ""), job.message
-        for node in ("manager", "worker1"):  # swarm started it nowhere else
+            assert "node spare lost" in (job.message or ""), job.message
+        for node in ("manager", "worker1", "worker2"):  # swarm started it nowhere else
             running = swarm_cluster.node(node).docker(
                 "ps", "-q", "--filter", f"label=luzia.home={swarm.home}"
             )
@@ -266,7 +273,6 @@ def test_a_lost_worker_fails_its_jobs_naming_it_and_runs_them_nowhere_else(
     finally:
         swarm.d.clean(all=True)
         engine.stop()
-        test_cluster.restart_node(swarm_cluster, "worker2")
     _assert_no_services(swarm_cluster, swarm.home)
 
 

@@ -1,4 +1,5 @@
-"""A 3-node Docker Swarm on this one machine, for tests and benchmarks: a manager and two workers.
+"""A Docker Swarm on this one machine, for tests and benchmarks: a manager and two workers, plus
+a spare worker a test may stop.
 
 Each node is an extra ``dockerd`` in a network namespace of its own, joined to the others by a
 veth pair to a bridge that lives in a namespace of its own too, so nothing is added to the
@@ -21,6 +22,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +33,10 @@ from typing import Any
 SUBNET = "192.168.213"
 """The nodes' addresses, ``SUBNET.11`` upwards: only inside the cluster's own namespaces."""
 REGISTRY_PORT = 5000
-NODES = ("manager", "worker1", "worker2")
+NODES = ("manager", "worker1", "worker2", "spare")
+"""The manager and two workers; ``spare``, a third worker labelled ``spare=1``, is the one a
+test may stop (the others keep ``node.labels.spare!=1`` and never see it go)."""
+SPARE = "spare"
 READY_TIMEOUT = 60.0
 NEEDS = ("dockerd", "containerd", "nsenter", "unshare", "ip", "docker-registry")
 HEARTBEAT = "1s"
@@ -47,6 +52,11 @@ class Node:
     base: Path
     netns: str
     process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def cgroup(self) -> str:
+        """The cgroup its containers go under: its own, never the host engine's ``docker``."""
+        return f"{self.netns}-cg"
 
     @property
     def socket(self) -> Path:
@@ -110,9 +120,15 @@ class Cluster:
     def stop_node(self, name: str) -> None:
         """Stop one node's dockerd (SIGTERM, as a service manager would), and wait for it."""
         node = self.node(name)
-        if node.process is not None and node.process.poll() is None:
-            node.process.send_signal(signal.SIGTERM)
-            node.process.wait(timeout=60)
+        pid = _dockerd_pid(node)
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if node.process is not None:
+            node.process.wait(timeout=10)
 
 
 def restart_node(cluster: Cluster, name: str) -> None:
@@ -196,6 +212,7 @@ def _start_dockerd(node: Node) -> None:
         "--iptables=false",
         "--ip6tables=false",
         "--storage-driver", "vfs",
+        "--cgroup-parent", f"/{node.cgroup}",
         "--log-level", "warn",
     ]  # fmt: skip
     script = f'hostname "$1" && shift && exec nsenter --net=/run/netns/{node.netns} "$@"'
@@ -272,6 +289,7 @@ def _form_swarm(cluster: Cluster) -> None:
         return states.count("Ready") == len(NODES)
 
     _wait(all_ready, "every node to be Ready")
+    manager.docker("node", "update", "--label-add", "spare=1", f"lzc-{SPARE}")
 
 
 def push_image(cluster: Cluster, image: str) -> str:
@@ -302,44 +320,105 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 
 def stop(cluster: Cluster) -> None:
     """Take everything down: services, dockerds and what they started, the registry, mounts,
-    namespaces and the directory. Safe to call on a half-made cluster, and twice."""
+    namespaces and the directory. Safe to call on a half-made cluster, on one this process only
+    attached to (:func:`attach`), and twice."""
     for node in cluster.nodes:
-        if node.process is not None and node.process.poll() is None:
+        if _dockerd_pid(node) is not None:
             with contextlib.suppress(Exception):
                 node.docker("swarm", "leave", "--force", timeout=20)
-    for node in cluster.nodes:
-        if node.process is not None and node.process.poll() is None:
-            node.process.send_signal(signal.SIGTERM)
+    pids = [pid for pid in map(_dockerd_pid, cluster.nodes) if pid is not None]
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30  # a dockerd stops its containers before it exits
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
     for node in cluster.nodes:
         if node.process is not None:
-            try:
-                node.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait(timeout=10)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                node.process.wait(timeout=1)  # reaped, if it is our child
     if cluster.registry_process is not None and cluster.registry_process.poll() is None:
         cluster.registry_process.kill()
         cluster.registry_process.wait(timeout=10)
     namespaces = [node.netns for node in cluster.nodes] + [cluster.bridge_netns]
     _kill_everything_in(namespaces, cluster.base)
+    _remove_cgroups(cluster)
     _unmount_under(cluster.base)
     for netns in namespaces:
         subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
     shutil.rmtree(cluster.base, ignore_errors=True)
 
 
-def stop_dir(base: Path) -> None:
-    """:func:`stop` for a cluster known only by its directory (``python -m tests.cluster``)."""
+def _dockerd_pid(node: Node) -> int | None:
+    """The node's running dockerd: our child, or the one its pidfile names."""
+    if node.process is not None:
+        return node.process.pid if node.process.poll() is None else None
+    try:
+        pid = int((node.base / "docker.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def attach(base: Path) -> Cluster:
+    """The cluster another process started in ``base`` (its processes are not our children)."""
     tag = json.loads((base / "cluster.json").read_text())["tag"]
     cluster = Cluster(base, tag)
     cluster.nodes = [
         Node(name, f"{SUBNET}.{11 + i}", base / name, f"lzc{tag}-{name}")
         for i, name in enumerate(NODES)
     ]
-    for node in cluster.nodes:
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-            os.kill(int((node.base / "docker.pid").read_text()), signal.SIGTERM)
-    stop(cluster)
+    return cluster
+
+
+def stop_dir(base: Path) -> None:
+    """:func:`stop` for a cluster known only by its directory (``python -m tests.cluster``)."""
+    stop(attach(base))
+
+
+@contextlib.contextmanager
+def shared(run_id: str, image: str = "luzia-agent:latest") -> Iterator[Cluster]:
+    """One cluster (with ``image`` pushed) for every process of test run ``run_id``: the
+    first to ask starts it, the last to let go takes it down (pytest-xdist workers are
+    processes of their own, and tests of one module may run on several)."""
+    from controllers.pytest_plugin import host_lock
+
+    state = Path(tempfile.gettempdir()) / f"luzia-test-cluster-{run_id}.json"
+    with host_lock(f"cluster {run_id}"):
+        if state.exists():
+            info = json.loads(state.read_text())
+            cluster = attach(Path(info["base"]))
+        else:
+            cluster = start()
+            try:
+                push_image(cluster, image)
+            except BaseException:
+                stop(cluster)
+                raise
+            info = {"base": str(cluster.base), "users": 0}
+        info["users"] += 1
+        state.write_text(json.dumps(info))
+    try:
+        yield cluster
+    finally:
+        with host_lock(f"cluster {run_id}"):
+            info = json.loads(state.read_text())
+            info["users"] -= 1
+            if info["users"] > 0:
+                state.write_text(json.dumps(info))
+            else:
+                state.unlink()
+                stop(cluster)
+                left = leftovers(cluster)
+                assert not left, f"the test cluster left {left}"
 
 
 def _kill_everything_in(namespaces: list[str], base: Path) -> None:
@@ -390,6 +469,25 @@ def _cluster_processes(inodes: set[int], base: bytes) -> set[int]:
     return found
 
 
+def _cgroups(cluster: Cluster) -> list[Path]:
+    """The cgroup directories of the nodes' containers, deepest first (v1 and v2 layouts)."""
+    found: list[Path] = []
+    for node in cluster.nodes:
+        for root in Path("/sys/fs/cgroup").glob("*"):
+            for top in (root / node.cgroup, Path("/sys/fs/cgroup") / node.cgroup):
+                if top.is_dir():
+                    found += [p for p in top.rglob("*") if p.is_dir()] + [top]
+    return sorted(set(found), key=lambda p: len(p.parts), reverse=True)
+
+
+def _remove_cgroups(cluster: Cluster) -> None:
+    """rmdir what the nodes' containers left in the cgroup tree (it fails while a process is in
+    one: every process is gone by now)."""
+    for path in _cgroups(cluster):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
 def _unmount_under(base: Path) -> None:
     """Lazily unmount every mount below ``base``, deepest first (vfs layers, netns files)."""
     prefix = str(base.resolve()) + "/"
@@ -414,4 +512,5 @@ def leftovers(cluster: Cluster) -> list[str]:
     found += [f"process {pid}" for pid in sorted(pids)]
     with open("/proc/self/mountinfo") as f:
         found += [f"mount {line.split()[4]}" for line in f if str(cluster.base) in line]
+    found += [f"cgroup {path}" for path in _cgroups(cluster)]
     return found
