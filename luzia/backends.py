@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     import docker
 
     from controllers.controller import TmuxController
+    from luzia.config import Config
 
 JOB_MOUNT = "/luzia/job"
 """Where a container sees its job directory."""
@@ -637,7 +638,10 @@ def _still_running(container: docker.models.containers.Container) -> bool:
     return bool(container.status == "running")
 
 
-def backend_for(name: str, docker_client: docker.DockerClient | None = None) -> Backend:
+def backend_for(
+    name: str, docker_client: docker.DockerClient | None = None, config: Config | None = None
+) -> Backend:
+    """The backend called ``name``; ``config`` (default: the config file) says where a swarm is."""
     if name == "docker":
         return DockerBackend(docker_client)
     if name == "local":
@@ -646,6 +650,6 @@ def backend_for(name: str, docker_client: docker.DockerClient | None = None) -> 
         from luzia.config import Config
         from luzia.swarm import SwarmBackend
 
-        config = Config.load()
+        config = config if config is not None else Config.load()
         return SwarmBackend(config.swarm, config)
     raise LuziaError(f"unknown backend {name!r}")

@@ -475,9 +475,10 @@ class ResponsiveDispatcher:
             from luzia.errors import LuziaError
 
             known = {job.id for job in self.store.list()}
-            for name in ("local", "docker"):
+            swarm = ("swarm",) if self.config.swarm.nodes else ()
+            for name in ("local", "docker", *swarm):
                 with contextlib.suppress(LuziaError):  # no Docker Engine: no containers either
-                    backend_for(name).remove_orphans(self.home, known)
+                    backend_for(name, config=self.config).remove_orphans(self.home, known)
         return removed
 
     def ensure_engine(self) -> None:
@@ -495,7 +496,7 @@ class ResponsiveDispatcher:
     def _backend(self, job: Job) -> JobBackend:
         from luzia.backends import backend_for
 
-        return backend_for(job.backend)
+        return backend_for(job.backend, config=self.config)
 
     def close(self) -> None:
         """Close the store's connections (they also close when the dispatcher is collected)."""

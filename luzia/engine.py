@@ -674,7 +674,10 @@ class Engine:
         goes back to the queue (its pane removed first); one that ran is adopted or judged.
         """
         known = {job.id for job in self.store.list()}
-        for name in ("local", "docker") if self._docker_available() else ("local",):
+        names = ["local", "docker"] if self._docker_available() else ["local"]
+        if self.config.swarm.nodes:
+            names.append("swarm")
+        for name in names:
             try:
                 removed = self._backends_by_name(name).remove_orphans(self.home, known)
             except LuziaError as exc:

@@ -292,3 +292,27 @@ def test_image_push_names_the_registry_in_one_line(
     )  # fmt: skip
     assert bad.returncode == 1
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_clean_all_removes_this_homes_services_the_store_does_not_know(swarm: Swarm) -> None:
+    import docker.types
+
+    labels = {"luzia.job": "zzzzzzzz", "luzia.home": str(swarm.home)}
+    stranger = {"luzia.job": "yyyyyyyy", "luzia.home": "/another/home"}
+    image = f"{swarm.config.swarm.registry}/luzia-agent:latest"
+    for name, these in (("luzia-zzzzzzzz", labels), ("luzia-yyyyyyyy", stranger)):
+        swarm.backend.manager.services.create(
+            image,
+            command=["sleep", "600"],
+            name=name,
+            labels=these,
+            restart_policy=docker.types.RestartPolicy(condition="none"),
+        )
+    try:
+        swarm.d.clean(all=True)
+        names = [s.name for s in swarm.backend.manager.services.list()]
+        assert "luzia-zzzzzzzz" not in names
+        assert "luzia-yyyyyyyy" in names  # another home's: never ours to remove
+    finally:
+        for service in swarm.backend.manager.services.list(filters={"name": "luzia-yyyyyyyy"}):
+            service.remove()
