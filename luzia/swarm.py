@@ -41,6 +41,7 @@ from luzia.backends import (
     DockerBackend,
     _docker_errors,
     read_exit_code,
+    read_pid,
     write_job_scripts,
 )
 from luzia.config import Config, SwarmSettings
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 TASK_START_TIMEOUT = 120.0
 """How long a task may wait for a node (resources, an image pull) before the start fails."""
 TASK_POLL = 0.02
+NODE_FILE = "swarm-node"
+"""In the job directory: the name of the node its task was placed on."""
 COPIED_BACK = (PID_FILE, EXIT_CODE_FILE, PGROUP_FILE, LOG_FILE)
 """What the container's job directory sends back to this host's."""
 
@@ -179,6 +182,13 @@ class SwarmBackend(DockerBackend):
         )
 
     def _locate(self, job: Job) -> tuple[_Node, Container] | None:
+        try:
+            return self._find(job)
+        except NodeLost as exc:
+            recorded = _recorded_node(job)  # a restarted engine may not reach it to ask its name
+            raise NodeLost(f"node {recorded} lost" if recorded else str(exc)) from None
+
+    def _find(self, job: Job) -> tuple[_Node, Container] | None:
         """The job's node and container, or ``None`` when its service or container is gone;
         ``NodeLost`` when its node is down (a down node's task may have lost its container id,
         and its engine cannot be asked: the manager's word decides)."""
@@ -235,6 +245,7 @@ class SwarmBackend(DockerBackend):
         user = (settings.user if settings else None) or default_user(job.workdir)
         self._create_service(job, home, user, settings)
         node, container = self._wait_running(job)
+        write_private(job.job_dir / NODE_FILE, f"{node.name}\n".encode())
         owner = _owner(user)
         files = _job_files(job)
         kind = agent_kind(launch.profile if launch else None)
@@ -340,10 +351,19 @@ class SwarmBackend(DockerBackend):
 
     def sync(self, job: Job) -> None:
         """Copy what ``run.sh`` and the pane's pipe recorded in the container (pid, process
-        group, exit status, log) into the job directory here."""
+        group, exit status, log) into the job directory here.
+
+        A job whose node is lost may have run there: its pid is then recorded as unknown
+        (``0``), so that an engine reconciling it after a restart judges it (``node NAME
+        lost``) instead of taking it for one that never started and queueing it again."""
         import docker.errors
 
-        located = self._locate(job)
+        try:
+            located = self._locate(job)
+        except NodeLost:
+            if read_pid(job) is None:
+                write_private(job.job_dir / PID_FILE, b"0\n")
+            return
         if located is None:
             return
         _, container = located
@@ -514,6 +534,13 @@ def _client(endpoint: str | None) -> docker.DockerClient:
             use_ssh_client=endpoint.startswith("ssh://"),
             timeout=30,
         )
+
+
+def _recorded_node(job: Job) -> str | None:
+    try:
+        return (job.job_dir / NODE_FILE).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _answers(client: docker.DockerClient) -> bool:

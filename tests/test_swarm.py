@@ -270,9 +270,30 @@ def test_a_lost_worker_fails_its_jobs_naming_it_and_runs_them_nowhere_else(
             "service", "ls", "-q", "--filter", f"label=luzia.home={swarm.home}"
         )
         assert not services.split(), "a lost job's service is kept: its node could run it again"
-    finally:
-        swarm.d.clean(all=True)
+
+        # Again while no engine runs: the restarted engine judges the job, never queues it again.
+        test_cluster.restart_node(swarm_cluster, test_cluster.SPARE)
         engine.stop()
+        start_engine(swarm.home)
+        late = swarm.dispatch("echo late; sleep 600")
+        swarm.wait_state(late, JobState.RUNNING)
+        pid = engine_status(swarm.home).pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        while engine_status(swarm.home).running:
+            time.sleep(0.05)
+        swarm_cluster.stop_node(test_cluster.SPARE)
+        start_engine(swarm.home)
+        swarm.wait_state(late, *FINAL_STATES, timeout=60)
+        job = swarm.d.get_status(late)
+        assert job.state is JobState.FAILED
+        assert "node spare lost" in (job.message or ""), job.message
+    finally:
+        try:
+            swarm.d.clean(all=True)
+        finally:
+            stop_engine(swarm.home)
+            engine.stop()
     _assert_no_services(swarm_cluster, swarm.home)
 
 
