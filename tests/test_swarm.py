@@ -8,6 +8,7 @@ the other tests keep away from. The last process to use the cluster checks nothi
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -160,6 +161,11 @@ def test_a_job_on_a_worker_takes_input_shows_its_screen_and_is_killed(
         swarm.wait_state(job_id, JobState.RUNNING)
         job = swarm.d.get_status(job_id)
         assert swarm.backend.node_of(job) in ("worker1", "worker2")
+        shown = subprocess.run(
+            [sys.executable, "-m", "luzia", "status", "--json", job_id],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        assert json.loads(shown.stdout)["container"]["node"] == swarm.backend.node_of(job)
         spec = swarm.backend._service(job).attrs["Spec"]
         assert spec["Labels"]["luzia.job"] == job_id
         assert spec["Labels"]["luzia.home"] == str(swarm.home)
