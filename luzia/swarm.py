@@ -120,17 +120,16 @@ class SwarmBackend(DockerBackend):
             if node_id in self._nodes:
                 return self._nodes[node_id]
             known = {node.endpoint for node in self._nodes.values()}
+            silent = []
             for name, endpoint in self.settings.nodes.items():
                 if endpoint in known:
                     continue
                 try:
                     client = _client(endpoint)
                     found = str(client.info().get("Swarm", {}).get("NodeID") or "")
-                except (LuziaError, ControllerError, OSError) as exc:
+                except Exception as exc:  # unreachable, or an engine that answers badly
                     log.info("swarm node %s (%s) does not answer: %s", name, endpoint, exc)
-                    continue
-                except Exception as exc:  # docker.errors: an engine that answers badly
-                    log.info("swarm node %s (%s): %s", name, endpoint, exc)
+                    silent.append(name)
                     continue
                 self._nodes[found] = _Node(name, endpoint, client)
             if node_id in self._nodes:
@@ -138,6 +137,11 @@ class SwarmBackend(DockerBackend):
         name = self._node_name(node_id)
         if self._node_state(node_id) != "ready":
             raise NodeLost(f"node {name} lost")
+        if silent:
+            raise BackendError(
+                f"cannot reach swarm node {name}: no configured endpoint of it answers "
+                f"(silent: {', '.join(silent)})"
+            )
         raise BackendError(
             f"no endpoint for swarm node {name}: add it to [swarm.nodes] in the config "
             f'({name} = "tcp://HOST:2376" or "ssh://USER@HOST")'
@@ -182,6 +186,8 @@ class SwarmBackend(DockerBackend):
         )
 
     def _locate(self, job: Job) -> tuple[_Node, Container] | None:
+        """The job's node and container, or ``None`` when its service or container is gone;
+        ``NodeLost`` (naming the node it was placed on) when its node is down."""
         try:
             return self._find(job)
         except NodeLost as exc:
@@ -189,9 +195,8 @@ class SwarmBackend(DockerBackend):
             raise NodeLost(f"node {recorded} lost" if recorded else str(exc)) from None
 
     def _find(self, job: Job) -> tuple[_Node, Container] | None:
-        """The job's node and container, or ``None`` when its service or container is gone;
-        ``NodeLost`` when its node is down (a down node's task may have lost its container id,
-        and its engine cannot be asked: the manager's word decides)."""
+        """:meth:`_locate`. A down node's task may have lost its container id, and its engine
+        cannot be asked: the manager's word decides."""
         import docker.errors
 
         service = self._service(job)
