@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -196,6 +197,7 @@ def _measure(cluster: test_cluster.Cluster, args: argparse.Namespace) -> dict[st
         d.clean(all=True)
         engine.stop()
         d.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     return out
 
 
