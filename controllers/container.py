@@ -163,6 +163,7 @@ def describe_loss(container: Container, settle: float = 1.0) -> str:
 def loss_state(container: Container, settle: float = 1.0) -> tuple[bool, str]:
     """:func:`describe_loss`, and whether the container still runs after all."""
     import docker.errors
+    import requests.exceptions
 
     deadline = time.monotonic() + settle
     while True:
@@ -170,7 +171,8 @@ def loss_state(container: Container, settle: float = 1.0) -> tuple[bool, str]:
             container.reload()
         except docker.errors.NotFound:
             return False, f"container {container.short_id} removed"
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            # Its engine is gone too (stopped, or a remote node's engine lost)
             return False, f"container {container.short_id}: {first_line(exc)}"
         status = container.status
         if status not in ("running", "removing") or time.monotonic() > deadline:

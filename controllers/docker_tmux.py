@@ -38,7 +38,9 @@ class DockerTmuxController(TmuxController):
     costs about a millisecond instead of a ``docker exec`` apiece.
 
     Use :meth:`create` for a new hardened container (removed by ``close``), or
-    :meth:`adopt` for one that already runs (left running by ``close``).
+    :meth:`adopt` for one that already runs (left running by ``close``). ``docker_host``
+    (``unix://``, ``tcp://``, ``ssh://``): the engine ``container`` belongs to, when it is not
+    the one the environment points at.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class DockerTmuxController(TmuxController):
         cwd: str | None = WORKSPACE,
         env: Mapping[str, str] | None = None,
         history_limit: int = 50_000,
+        docker_host: str | None = None,
     ) -> None:
         docker_cli = shutil.which("docker")
         if docker_cli is None:
@@ -65,8 +68,11 @@ class DockerTmuxController(TmuxController):
             with translate_docker_errors(f"cannot check tmux in container {container.short_id}"):
                 check = ["tmux", "-S", TMUX_SOCKET, "has-session", "-t", session]
                 joined = container.exec_run(check).exit_code == 0
+        # Another engine's container (a swarm node's): the stream goes to that engine.
+        host = ["-H", docker_host] if docker_host else []
         prefix = [
             docker_cli,
+            *host,
             "exec",
             "-i",
             "-e",

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     import docker
 
     from controllers.controller import TmuxController
+    from luzia.config import Config
 
 JOB_MOUNT = "/luzia/job"
 """Where a container sees its job directory."""
@@ -174,6 +175,10 @@ class Backend(ABC):
     @abstractmethod
     def start(self, job: Job, home: Path, command: str) -> TmuxController:
         """Create the job's pane and its log pipe, ready to run ``command``; return a controller."""
+
+    def sync(self, job: Job) -> None:  # noqa: B027 - a hook most backends need not fill
+        """Bring what the job recorded where it runs (pid, exit status, log) into its job
+        directory here; a no-op where that directory is shared (local, docker's bind mount)."""
 
     @abstractmethod
     def reattach(self, job: Job) -> TmuxController | None:
@@ -657,9 +662,18 @@ def _still_running(container: docker.models.containers.Container) -> bool:
     return bool(container.status == "running")
 
 
-def backend_for(name: str, docker_client: docker.DockerClient | None = None) -> Backend:
+def backend_for(
+    name: str, docker_client: docker.DockerClient | None = None, config: Config | None = None
+) -> Backend:
+    """The backend called ``name``; ``config`` (default: the config file) says where a swarm is."""
     if name == "docker":
         return DockerBackend(docker_client)
     if name == "local":
         return LocalBackend()
+    if name == "swarm":
+        from luzia.config import Config
+        from luzia.swarm import SwarmBackend
+
+        config = config if config is not None else Config.load()
+        return SwarmBackend(config.swarm, config)
     raise LuziaError(f"unknown backend {name!r}")

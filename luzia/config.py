@@ -34,6 +34,16 @@ Format (``docs/config.example.toml`` is a commented copy)::
     commit = "branch"             # opt-in: after a job exits 0, commit the agent's change on a
                                   # branch luzia/<job> ("branch") or the current one ("current")
     network, mounts, memory, cpus, pids, user  # as in [defaults], over them (mounts add up)
+    constraints = ["node.labels.gpu==1"]  # swarm jobs: placement constraints, with [swarm]'s
+
+    [swarm]                       # backend = "swarm" (docs/swarm.md)
+    manager = "unix:///var/run/docker.sock"  # the manager's engine (unset: DOCKER_HOST's)
+    registry = "10.0.0.1:5000"    # where every node pulls job images (`luzia image push`)
+    constraints = ["node.role==worker"]      # placement constraints of every swarm job
+
+    [swarm.nodes]                 # node name -> its engine: luzia drives a task's tmux there
+    worker1 = "tcp://10.0.0.2:2376"          # TLS from DOCKER_CERT_PATH / DOCKER_TLS_VERIFY
+    worker2 = "ssh://luzia@10.0.0.3"
 
     [projects.web.env]            # environment variables for this project's jobs
     NODE_ENV = "development"
@@ -116,6 +126,25 @@ class ProjectConfig:
     """Over ``Defaults.container`` for this project's docker jobs."""
     on_state: str | None = None
     """Over ``Defaults.on_state`` for this project's jobs."""
+    constraints: tuple[str, ...] = ()
+    """Swarm placement constraints of this project's swarm jobs, besides ``[swarm]``'s."""
+
+
+@dataclass(frozen=True, slots=True)
+class SwarmSettings:
+    """The ``[swarm]`` table: where the swarm's manager, registry and nodes are (``luzia.swarm``).
+
+    ``nodes``: node name -> Docker endpoint (``unix://``, ``tcp://`` with the environment's TLS
+    settings, ``ssh://``), through which luzia drives the tmux of a task on that node.
+    """
+
+    manager: str | None = None
+    """The manager's endpoint; ``None``: the Docker Engine the environment points at."""
+    registry: str | None = None
+    """``host:port`` every node pulls job images from (``luzia image push``)."""
+    nodes: Mapping[str, str] = field(default_factory=dict)
+    constraints: tuple[str, ...] = ()
+    """Placement constraints of every swarm job (``node.labels.gpu==1``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +155,7 @@ class Config:
     projects: Mapping[str, ProjectConfig] = field(default_factory=dict)
     path: Path | None = None
     agents: Mapping[str, AgentProfile] = field(default_factory=dict)
+    swarm: SwarmSettings = field(default_factory=SwarmSettings)
 
     def agent_profile(self, agent: str | None) -> AgentProfile | None:
         """The profile a job's ``agent`` names (configured, then built in), else ``None``."""
@@ -295,7 +325,7 @@ class _Reader:
         if value is None:
             return None
         if value not in BACKENDS:
-            problem = f'must be "auto", "docker" or "local", not {value!r}'
+            problem = f'must be "auto", "docker", "local" or "swarm", not {value!r}'
             raise self.error((*keys, "backend"), problem)
         return cast(Backend, value)
 
@@ -321,13 +351,33 @@ class _Reader:
         return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
     def config(self, raw: dict[str, Any]) -> Config:
-        top = self.table(raw, (), ("defaults", "projects", "agents"))
+        top = self.table(raw, (), ("defaults", "projects", "agents", "swarm"))
         defaults = self.defaults(top.get("defaults", {}))
         projects_table = self.table(top.get("projects", {}), ("projects",), ())
         projects = {name: self.project(name, value) for name, value in projects_table.items()}
         agents_table = self.table(top.get("agents", {}), ("agents",), ())
         agents = {name: self.agent(name, value) for name, value in agents_table.items()}
-        return Config(defaults=defaults, projects=projects, path=self.file, agents=agents)
+        swarm = self.swarm(top.get("swarm", {}))
+        return Config(
+            defaults=defaults, projects=projects, path=self.file, agents=agents, swarm=swarm
+        )
+
+    def swarm(self, value: object) -> SwarmSettings:
+        keys = ("swarm",)
+        table = self.table(value, keys, ("manager", "registry", "nodes", "constraints"))
+        nodes_table = self.table(table.get("nodes", {}), (*keys, "nodes"), ())
+        nodes = {}
+        for name, endpoint in nodes_table.items():
+            if not isinstance(endpoint, str) or not re.match(r"^(unix|tcp|ssh)://.", endpoint):
+                problem = f"must be a unix://, tcp:// or ssh:// endpoint, not {endpoint!r}"
+                raise self.error((*keys, "nodes", name), problem)
+            nodes[name] = endpoint
+        return SwarmSettings(
+            manager=self.text(table, keys, "manager"),
+            registry=self.text(table, keys, "registry"),
+            nodes=nodes,
+            constraints=self.constraints(table, keys),
+        )
 
     def agent(self, name: str, value: object) -> AgentProfile:
         """``[agents.NAME]``: what it leaves out comes from its kind's built-in profile (a
@@ -471,6 +521,7 @@ class _Reader:
             "commit",
             "secret_env",
             "on_state",
+            "constraints",
             *CONTAINER_KEYS,
         )
         table = self.table(value, keys, known)
@@ -498,7 +549,17 @@ class _Reader:
             secret_env=self.patterns(table, keys),
             container=container,
             on_state=self.text(table, keys, "on_state"),
+            constraints=self.constraints(table, keys),
         )
+
+    def constraints(self, table: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, ...]:
+        value = table.get("constraints", [])
+        if not isinstance(value, list) or not all(
+            isinstance(c, str) and re.search("==|!=", c) for c in value
+        ):
+            problem = f'must be a list like ["node.role==worker"], not {value!r}'
+            raise self.error((*keys, "constraints"), problem)
+        return tuple(value)
 
     def commit(
         self, table: dict[str, Any], keys: tuple[str, ...]

@@ -131,7 +131,9 @@ class ResponsiveDispatcher:
         chosen_backend = backend or (settings.backend if settings else None)
         chosen_backend = chosen_backend or self.config.defaults.backend
         if chosen_backend not in BACKENDS:
-            raise UsageError(f'backend must be "auto", "docker" or "local", not {chosen_backend!r}')
+            raise UsageError(
+                f'backend must be "auto", "docker", "local" or "swarm", not {chosen_backend!r}'
+            )
         chosen_agent = agent if agent is not None else (settings.agent if settings else None)
         if chosen_agent is not None and not chosen_agent.strip():
             raise UsageError("the agent command is empty; leave it unset to run the task itself")
@@ -161,7 +163,7 @@ class ResponsiveDispatcher:
         files = {LAUNCH_FILE: launch.to_json()}
         if merged_env:
             files[ENV_FILE] = env_file(merged_env)
-        if chosen_backend != "local":
+        if chosen_backend not in ("local", "swarm"):  # a swarm job's image is in the registry
             refusal = check_dispatch(chosen_image, needed_agent(chosen_agent, profile))
             if refusal is not None:
                 raise UsageError(refusal)
@@ -417,6 +419,7 @@ class ResponsiveDispatcher:
         from luzia import workspace
 
         job = self.store.resolve(job_id)
+        _refuse_swarm(job, "diff")
         return workspace.diff(job.workdir, job.id, stat=stat)
 
     def commit_job(
@@ -426,6 +429,7 @@ class ResponsiveDispatcher:
         from luzia import workspace
 
         job = self._finished_job(job_id, "commit")
+        _refuse_swarm(job, "commit")
         return workspace.commit(job.workdir, job.id, branch=branch, message=message, task=job.task)
 
     def revert_job(self, job_id: str) -> Job:
@@ -433,6 +437,7 @@ class ResponsiveDispatcher:
         from luzia import workspace
 
         job = self._finished_job(job_id, "revert")
+        _refuse_swarm(job, "revert")
         workspace.revert(job.workdir, job.id)
         return job
 
@@ -468,9 +473,10 @@ class ResponsiveDispatcher:
             from luzia.errors import LuziaError
 
             known = {job.id for job in self.store.list()}
-            for name in ("local", "docker"):
+            swarm = ("swarm",) if self.config.swarm.nodes else ()
+            for name in ("local", "docker", *swarm):
                 with contextlib.suppress(LuziaError):  # no Docker Engine: no containers either
-                    backend_for(name).remove_orphans(self.home, known)
+                    backend_for(name, config=self.config).remove_orphans(self.home, known)
         return removed
 
     def ensure_engine(self) -> None:
@@ -488,11 +494,20 @@ class ResponsiveDispatcher:
     def _backend(self, job: Job) -> JobBackend:
         from luzia.backends import backend_for
 
-        return backend_for(job.backend)
+        return backend_for(job.backend, config=self.config)
 
     def close(self) -> None:
         """Close the store's connections (they also close when the dispatcher is collected)."""
         self.store.close()
+
+
+def _refuse_swarm(job: Job, action: str) -> None:
+    """A swarm job changed a copy of its workspace on its node, not the workdir here."""
+    if job.backend == "swarm":
+        raise UsageError(
+            f"luzia {action} is not supported for swarm jobs yet: job {job.id} changed its own "
+            f"copy of the workspace, volume luzia-{job.id} on its node (docs/swarm.md)"
+        )
 
 
 def _check_docker_job(given: list[str], backend: str) -> None:

@@ -372,6 +372,8 @@ class Engine:
     def _evidence(self, job: Job, backend: Backend, gone: str | None) -> Evidence:
         """A recorded status at once; else alive first, then the status again: a status written
         in between is not missed."""
+        with contextlib.suppress(LuziaError):
+            backend.sync(job)  # a swarm job records on its node
         code = read_exit_code(job)
         if code is not None:  # the common end: no need to look at the processes
             return Evidence(alive=None, exit_code=code)
@@ -689,7 +691,7 @@ class Engine:
     def _backends_by_name(self, name: str) -> Backend:
         with self._backends_lock:
             if name not in self._backends:
-                self._backends[name] = DockerBackend() if name == "docker" else LocalBackend()
+                self._backends[name] = _make_backend(name, self.config)
             return self._backends[name]
 
     def _docker_available(self) -> bool:
@@ -712,7 +714,10 @@ class Engine:
         goes back to the queue (its pane removed first); one that ran is adopted or judged.
         """
         known = {job.id for job in self.store.list()}
-        for name in ("local", "docker") if self._docker_available() else ("local",):
+        names = ["local", "docker"] if self._docker_available() else ["local"]
+        if self.config.swarm.nodes:
+            names.append("swarm")
+        for name in names:
             try:
                 removed = self._backends_by_name(name).remove_orphans(self.home, known)
             except LuziaError as exc:
@@ -729,6 +734,7 @@ class Engine:
 
     def _reconcile(self, job: Job) -> None:
         backend = self._backend(job)
+        backend.sync(job)  # a swarm job's records are on its node: fetched before judging
         if read_pid(job) is None and read_exit_code(job) is None:
             backend.remove(job)  # act first: after this, its command can no longer start
             if read_pid(job) is None:
@@ -785,6 +791,14 @@ class Engine:
             with contextlib.suppress(LuziaError):
                 self._backend(job).remove(job)
                 self.store.update(job.id, container_id=None, tmux_target=None)
+
+
+def _make_backend(name: str, config: Config) -> Backend:
+    if name == "swarm":
+        from luzia.swarm import SwarmBackend
+
+        return SwarmBackend(config.swarm, config)
+    return DockerBackend() if name == "docker" else LocalBackend()
 
 
 def _pane_hints(

@@ -15,13 +15,13 @@ from typing import Any, Literal
 
 from luzia.jobenv import shown_env
 
-Backend = Literal["auto", "docker", "local"]
+Backend = Literal["auto", "docker", "local", "swarm"]
 """Where a job runs. ``auto`` is only ever seen on a queued job: the engine picks docker when an
 engine is reachable, else local, when it starts the job, and records its choice."""
 
 Mode = Literal["command", "interactive"]
 
-BACKENDS: frozenset[str] = frozenset({"auto", "docker", "local"})
+BACKENDS: frozenset[str] = frozenset({"auto", "docker", "local", "swarm"})
 MODES: frozenset[str] = frozenset({"command", "interactive"})
 
 

@@ -262,6 +262,8 @@ def job_fields(job: Job, container: Mapping[str, Any] | None = None) -> list[tup
         shown = sorted(shown_env(job.env).items())
         fields.append(("env", " ".join(f"{k}={v}" for k, v in shown)))
     if container is not None:
+        if "node" in container:  # a swarm job: the node its task runs on
+            fields.append(("node", str(container["node"] or "-")))
         fields.append(("network", str(container["network"])))
         if "mounts" in container:
             fields.append(("mounts", ", ".join(container["mounts"]) or "-"))

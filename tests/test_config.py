@@ -84,7 +84,10 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
         ('[defaults]\nimage = "x"\nmax_concurrent = "four"\n', 3, "defaults.max_concurrent must"),
         ("[defaults]\n\nmax_concurrent = 0\n", 3, "whole number >= 1"),
         ("[defaults]\nmax_concurent = 3\n", 2, "defaults.max_concurent is not a setting"),
-        ('[defaults]\nbackend = "podman"\n', 2, 'must be "auto", "docker" or "local"'),
+        ('[defaults]\nbackend = "podman"\n', 2, 'must be "auto", "docker", "local" or "swarm"'),
+        ('[swarm]\nmanager = "x"\n[swarm.nodes]\nw1 = "http://h"\n', 4, "swarm.nodes.w1 must be"),
+        ('[swarm]\nconstraints = "node.role==worker"\n', 2, "swarm.constraints must be a list"),
+        ('[projects.a]\npath = "."\nconstraints = ["gpu"]\n', 3, "a.constraints must be"),
         ('[defaults]\nretention = "a week"\n', 2, "defaults.retention must be seconds"),
         ('# top\n[projects.app]\nagent = "x {task}"\n', 2, "projects.app needs a path"),
         ('[projects.app]\npath = "."\n[projects.app.env]\nPORT = 80\n', 4, "quote it"),
@@ -103,6 +106,21 @@ def test_bad_values_name_file_and_line(tmp_path: Path, text: str, line: int, fra
     assert message.startswith(f"{path} line {line}: "), message
     assert fragment in message
     assert "\n" not in message
+
+
+def test_swarm_table(tmp_path: Path) -> None:
+    text = (
+        '[swarm]\nregistry = "10.0.0.1:5000"\nconstraints = ["node.role==worker"]\n'
+        '[swarm.nodes]\nw1 = "tcp://10.0.0.2:2376"\nw2 = "ssh://me@h"\n'
+        '[projects.a]\npath = "."\nbackend = "swarm"\nconstraints = ["node.labels.gpu==1"]\n'
+    )
+    config = Config.load(write(tmp_path, text))
+    assert config.swarm.manager is None
+    assert config.swarm.registry == "10.0.0.1:5000"
+    assert dict(config.swarm.nodes) == {"w1": "tcp://10.0.0.2:2376", "w2": "ssh://me@h"}
+    assert config.swarm.constraints == ("node.role==worker",)
+    assert config.projects["a"].backend == "swarm"
+    assert config.projects["a"].constraints == ("node.labels.gpu==1",)
 
 
 def test_retention_units(tmp_path: Path) -> None:

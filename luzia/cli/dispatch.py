@@ -87,9 +87,10 @@ def read_task(task: str) -> str:
 )
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "docker", "local"]),
-    help="Where the job runs: a container of its own (docker), host tmux (local), or docker when "
-    "a Docker Engine is reachable (auto). Default: the project's, else defaults.backend.",
+    type=click.Choice(["auto", "docker", "local", "swarm"]),
+    help="Where the job runs: a container of its own (docker), host tmux (local), a one-task "
+    "service of a Docker Swarm (swarm: docs/swarm.md), or docker when a Docker Engine is "
+    "reachable (auto). Default: the project's, else defaults.backend.",
 )
 @click.option("--image", metavar="IMAGE", help="The container image. Default: the config's.")
 @click.option(

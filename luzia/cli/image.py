@@ -56,6 +56,33 @@ def build(app: App, tag: str | None, method: str, agents: tuple[str, ...], as_js
     click.echo(to_json(dataclasses.asdict(result)) if as_json else result.summary())
 
 
+@image.command()
+@click.argument("registry", required=False)
+@click.option(
+    "-t",
+    "--tag",
+    metavar="TAG",
+    help="The image to push. Default: defaults.image from the config (luzia-agent:latest).",
+)
+@json_option
+@pass_app
+def push(app: App, registry: str | None, tag: str | None, as_json: bool) -> None:
+    """Push the agent image to REGISTRY (host:port; default: [swarm] registry from the config),
+    so every node of a swarm can pull it (backend = "swarm", docs/swarm.md)."""
+    from controllers.image.push import push_agent_image
+    from luzia.errors import UsageError
+    from luzia.render import live_line, to_json
+
+    config = app.config()
+    registry = registry or config.swarm.registry
+    if not registry:
+        raise UsageError("name the registry (luzia image push HOST:PORT) or set [swarm] registry")
+    tag = tag or config.defaults.image
+    with live_line(lambda: f"pushing {tag} to {registry}", stderr=True):
+        pushed = push_agent_image(tag, registry)
+    click.echo(to_json({"image": tag, "pushed": pushed}) if as_json else pushed)
+
+
 @image.command(name="ls")
 @json_option
 def list_images(as_json: bool) -> None:

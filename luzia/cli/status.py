@@ -63,7 +63,13 @@ def container_view(job: Job) -> dict[str, Any] | None:
     if job.backend == "local":
         return None
     launch = read_launch(job.job_dir)
-    return launch.container_view() if launch is not None else None
+    view = launch.container_view() if launch is not None else None
+    if view is not None and job.backend == "swarm":
+        from luzia.swarm import NODE_FILE
+
+        node = job.job_dir / NODE_FILE
+        view["node"] = node.read_text().strip() if node.exists() else None
+    return view
 
 
 def follow_job(app: App, job_id: str, as_json: bool) -> None:

@@ -1,0 +1,345 @@
+"""The swarm backend on a real 3-node Docker Swarm on this machine (``tests/cluster``).
+
+Every test talks to the cluster's own engines (``DOCKER_HOST`` is the manager's); the host's
+Docker Engine is never used. Tests that must see a job on a worker pin it there with the
+config's placement constraints. The node-loss test stops the spare worker's dockerd, which
+the other tests keep away from. The last process to use the cluster checks nothing is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from luzia.config import Config
+from luzia.daemon import engine_status, start_engine, stop_engine
+from luzia.dispatcher import ResponsiveDispatcher
+from luzia.engine import Engine
+from luzia.errors import UsageError
+from luzia.jobs import FINAL_STATES, JobState
+from luzia.swarm import SwarmBackend
+from tests import cluster as test_cluster
+
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("swarm")]
+
+MAIN = ("node.labels.spare!=1",)
+"""The manager and the two workers: never the spare node the node-loss test stops."""
+WORKERS = ("node.role==worker", "node.labels.spare!=1")
+
+
+def _need_cluster() -> None:
+    missing = test_cluster.missing_tools()
+    if os.getuid() != 0 or missing:
+        why = f"needs root and {', '.join(missing) or 'nothing more'} (.ci/run installs them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the swarm test cluster {why}")
+        pytest.skip(f"the swarm test cluster {why}")
+
+
+@pytest.fixture(scope="session")
+def swarm_cluster() -> Iterator[test_cluster.Cluster]:
+    """The 3-node cluster with luzia's image in its registry, one for every process of this
+    test run (xdist workers may each get some of these tests); the last one takes it down."""
+    _need_cluster()
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+    with test_cluster.shared(run_id) as made:
+        yield made
+
+
+class Swarm:
+    """A luzia home whose config points at the cluster, and its dispatcher."""
+
+    def __init__(
+        self, base: Path, cluster: test_cluster.Cluster, constraints: tuple[str, ...] = ()
+    ) -> None:
+        self.home = base / "home"
+        self.workspace = base / "workspace"
+        self.workspace.mkdir()
+        (self.workspace / "hello.txt").write_text("hello from the manager\n")
+        self.config_file = base / "config.toml"
+        self.config_file.write_text(
+            "[defaults]\nmax_concurrent = 16\n\n" + cluster.config_toml(constraints)
+        )
+        self.config = Config.load(self.config_file)
+        self.d = ResponsiveDispatcher(home=self.home, config=self.config)
+        self.backend = SwarmBackend(self.config.swarm)
+
+    def dispatch(self, task: str, **options: Any) -> str:
+        return self.d.dispatch_task(task, workdir=self.workspace, backend="swarm", **options)
+
+    def wait_state(self, job_id: str, *states: JobState, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while (job := self.d.get_status(job_id)).state not in states:
+            assert time.monotonic() < deadline, (job.state, job.message)
+            time.sleep(0.02)
+
+    def log(self, job_id: str) -> str:
+        return self.d.read_log(job_id, plain=True).decode()
+
+
+def _swarm(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cluster: test_cluster.Cluster,
+    constraints: tuple[str, ...] = (),
+) -> Swarm:
+    monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
+    monkeypatch.setenv("DOCKER_HOST", cluster.manager.endpoint)
+    swarm = Swarm(tmp_path, cluster, constraints)
+    monkeypatch.setenv("LUZIA_CONFIG", str(swarm.config_file))
+    monkeypatch.setenv("LUZIA_HOME", str(swarm.home))
+    return swarm
+
+
+@pytest.fixture
+def swarm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swarm_cluster: test_cluster.Cluster
+) -> Iterator[Swarm]:
+    """Jobs go wherever swarm places them on the main three nodes; an engine in this process."""
+    made = _swarm(tmp_path, monkeypatch, swarm_cluster, MAIN)
+    engine = Engine(made.home, made.config).start()
+    yield made
+    made.d.clean(all=True)
+    engine.stop()
+    _assert_no_services(swarm_cluster, made.home)
+
+
+@pytest.fixture
+def on_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swarm_cluster: test_cluster.Cluster
+) -> Iterator[Swarm]:
+    """Jobs only on the workers, never on the manager where this process runs."""
+    made = _swarm(tmp_path, monkeypatch, swarm_cluster, WORKERS)
+    yield made
+    made.d.clean(all=True)
+    _assert_no_services(swarm_cluster, made.home)
+
+
+def _assert_no_services(cluster: test_cluster.Cluster, home: Path) -> None:
+    left = cluster.manager.docker(
+        "service", "ls", "-q", "--filter", f"label=luzia.home={home}"
+    ).split()
+    assert not left, f"services left behind: {left}"
+
+
+@pytest.mark.timeout(300)
+def test_twelve_jobs_spread_over_the_nodes_with_their_logs_and_exit_codes(swarm: Swarm) -> None:
+    ids = {
+        swarm.dispatch(f"cat hello.txt; echo job-{i} on $HOSTNAME; exit {i % 3}"): i
+        for i in range(12)
+    }
+    nodes = set()
+    for job_id, i in ids.items():
+        job = swarm.d.wait_for_job(job_id, timeout=120)
+        expected = JobState.COMPLETED if i % 3 == 0 else JobState.FAILED
+        assert (job.state, job.exit_code) == (expected, i % 3), job.message
+        log = swarm.log(job_id)
+        assert "hello from the manager" in log
+        assert f"job-{i} on" in log
+        nodes.add(swarm.backend.node_of(job))
+    assert nodes == {"manager", "worker1", "worker2"}
+
+
+@pytest.mark.timeout(300)
+def test_a_job_on_a_worker_takes_input_shows_its_screen_and_is_killed(
+    on_workers: Swarm,
+) -> None:
+    swarm = on_workers
+    engine = Engine(swarm.home, swarm.config).start()
+    try:
+        job_id = swarm.dispatch("read -r line; echo got:$line; sleep 600", cpus=0.25, memory="256m")
+        swarm.wait_state(job_id, JobState.RUNNING)
+        job = swarm.d.get_status(job_id)
+        assert swarm.backend.node_of(job) in ("worker1", "worker2")
+        shown = subprocess.run(
+            [sys.executable, "-m", "luzia", "status", "--json", job_id],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        assert json.loads(shown.stdout)["container"]["node"] == swarm.backend.node_of(job)
+        spec = swarm.backend._service(job).attrs["Spec"]
+        assert spec["Labels"]["luzia.job"] == job_id
+        assert spec["Labels"]["luzia.home"] == str(swarm.home)
+        template = spec["TaskTemplate"]
+        assert template["RestartPolicy"]["Condition"] == "none"
+        assert template["Placement"]["Constraints"] == list(WORKERS)
+        assert template["Resources"]["Reservations"] == {
+            "NanoCPUs": 250_000_000,
+            "MemoryBytes": 256 * 1024**2,
+        }
+        swarm.d.send_input(job_id, "over the node's engine")
+        deadline = time.monotonic() + 30
+        while "got:over the node's engine" not in swarm.log(job_id):
+            assert time.monotonic() < deadline, swarm.log(job_id)
+            time.sleep(0.05)
+        pane = swarm.backend.reattach(job)
+        assert pane is not None
+        try:
+            assert "got:over the node's engine" in pane.capture_pane()
+        finally:
+            pane.detach()
+        argv = swarm.d.attach_command(job_id, read_only=True)
+        assert "-H" in argv  # through the worker's own engine, from here
+        person = pexpect.spawn(argv[0], argv[1:], timeout=30, dimensions=(50, 200))
+        try:
+            person.expect("got:over the node's engine")
+            person.sendcontrol("b")
+            person.send("d")
+            person.expect(pexpect.EOF)
+        finally:
+            person.close(force=True)
+        killed = swarm.d.kill_job(job_id)
+        assert killed.state is JobState.KILLED
+        assert swarm.backend.job_alive(killed) is False
+        with pytest.raises(UsageError, match="not supported for swarm jobs yet"):
+            swarm.d.diff_job(job_id)
+    finally:
+        swarm.d.clean(all=True)
+        engine.stop()
+
+
+@pytest.mark.timeout(300)
+def test_engine_sigkill_and_restart_reconciles_every_swarm_job(on_workers: Swarm) -> None:
+    swarm = on_workers
+    start_engine(swarm.home)
+    try:
+        ends_while_down = swarm.dispatch("sleep 1; seq 1 2000; exit 5")
+        outlives_restart = swarm.dispatch("sleep 6; echo late; exit 6")
+        for job_id in (ends_while_down, outlives_restart):
+            swarm.wait_state(job_id, JobState.RUNNING)
+        pid = engine_status(swarm.home).pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while engine_status(swarm.home).running:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        deadline = time.monotonic() + 30  # the first ends while no engine runs
+        while "2000" not in _container_log(swarm, ends_while_down):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert swarm.d.get_status(ends_while_down).state is JobState.RUNNING
+        start_engine(swarm.home)
+        first = swarm.d.wait_for_job(ends_while_down, timeout=60)
+        second = swarm.d.wait_for_job(outlives_restart, timeout=60)
+        assert (first.state, first.exit_code) == (JobState.FAILED, 5), first.message
+        assert (second.state, second.exit_code) == (JobState.FAILED, 6), second.message
+        numbers = [line for line in swarm.log(first.id).splitlines() if line.isdigit()]
+        assert numbers == [str(i) for i in range(1, 2001)]
+        assert "late" in swarm.log(second.id)
+    finally:
+        stop_engine(swarm.home)
+
+
+def _container_log(swarm: Swarm, job_id: str) -> str:
+    """The log as the job's container holds it (no engine copies it while none runs)."""
+    job = swarm.d.get_status(job_id)
+    container = swarm.backend._container(job)
+    assert container is not None
+    result = container.exec_run(["cat", "/luzia/job/output.log"])
+    return bytes(result.output).decode(errors="replace")
+
+
+@pytest.mark.timeout(300)
+def test_a_lost_worker_fails_its_jobs_naming_it_and_runs_them_nowhere_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swarm_cluster: test_cluster.Cluster
+) -> None:
+    pinned = ("node.labels.spare==1",)
+    swarm = _swarm(tmp_path, monkeypatch, swarm_cluster, pinned)
+    engine = Engine(swarm.home, swarm.config).start()
+    try:
+        ids = [swarm.dispatch(f"echo {i}; sleep 600") for i in range(2)]
+        for job_id in ids:
+            swarm.wait_state(job_id, JobState.RUNNING)
+        stopped = time.monotonic()
+        swarm_cluster.stop_node(test_cluster.SPARE)
+        for job_id in ids:
+            swarm.wait_state(job_id, *FINAL_STATES, timeout=30 - (time.monotonic() - stopped))
+            job = swarm.d.get_status(job_id)
+            assert job.state is JobState.FAILED
+            assert "node spare lost" in (job.message or ""), job.message
+        for node in ("manager", "worker1", "worker2"):  # swarm started it nowhere else
+            running = swarm_cluster.node(node).docker(
+                "ps", "-q", "--filter", f"label=luzia.home={swarm.home}"
+            )
+            assert not running.split(), f"a lost job runs again on {node}"
+        services = swarm_cluster.manager.docker(
+            "service", "ls", "-q", "--filter", f"label=luzia.home={swarm.home}"
+        )
+        assert not services.split(), "a lost job's service is kept: its node could run it again"
+
+        # Again while no engine runs: the restarted engine judges the job, never queues it again.
+        test_cluster.restart_node(swarm_cluster, test_cluster.SPARE)
+        engine.stop()
+        start_engine(swarm.home)
+        late = swarm.dispatch("echo late; sleep 600")
+        swarm.wait_state(late, JobState.RUNNING)
+        pid = engine_status(swarm.home).pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        while engine_status(swarm.home).running:
+            time.sleep(0.05)
+        swarm_cluster.stop_node(test_cluster.SPARE)
+        start_engine(swarm.home)
+        swarm.wait_state(late, *FINAL_STATES, timeout=60)
+        job = swarm.d.get_status(late)
+        assert job.state is JobState.FAILED
+        assert "node spare lost" in (job.message or ""), job.message
+    finally:
+        try:
+            swarm.d.clean(all=True)
+        finally:
+            stop_engine(swarm.home)
+            engine.stop()
+    _assert_no_services(swarm_cluster, swarm.home)
+
+
+def test_image_push_names_the_registry_in_one_line(
+    swarm_cluster: test_cluster.Cluster, tmp_path: Path
+) -> None:
+    env = {**os.environ, "DOCKER_HOST": swarm_cluster.manager.endpoint}
+    ok = subprocess.run(
+        [sys.executable, "-m", "luzia", "image", "push", swarm_cluster.registry],
+        env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert f"{swarm_cluster.registry}/luzia-agent:latest" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "luzia", "image", "push", "192.168.213.99:5000"],
+        env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_clean_all_removes_this_homes_services_the_store_does_not_know(swarm: Swarm) -> None:
+    import docker.types
+
+    labels = {"luzia.job": "zzzzzzzz", "luzia.home": str(swarm.home)}
+    stranger = {"luzia.job": "yyyyyyyy", "luzia.home": "/another/home"}
+    image = f"{swarm.config.swarm.registry}/luzia-agent:latest"
+    for name, these in (("luzia-zzzzzzzz", labels), ("luzia-yyyyyyyy", stranger)):
+        swarm.backend.manager.services.create(
+            image,
+            command=["sleep", "600"],
+            name=name,
+            labels=these,
+            restart_policy=docker.types.RestartPolicy(condition="none"),
+        )
+    try:
+        swarm.d.clean(all=True)
+        names = [s.name for s in swarm.backend.manager.services.list()]
+        assert "luzia-zzzzzzzz" not in names
+        assert "luzia-yyyyyyyy" in names  # another home's: never ours to remove
+    finally:
+        for service in swarm.backend.manager.services.list(filters={"name": "luzia-yyyyyyyy"}):
+            service.remove()
