@@ -56,6 +56,11 @@ LOOK_INTERVAL = 0.08
 """Shortest time between two screen captures while the agent prints: a question is seen within
 this of being drawn, and a streaming agent costs a dozen captures a second."""
 
+TAKE_GRACE = 10.0
+"""For an agent with hooks: how long after input the screen alone may end a turn before the
+agent showed it took the input (a busy sign, or its own signal); under load Claude Code shows
+neither for over a second after the Enter, and its prompt is on the screen all the while."""
+
 QUESTION_GONE = 0.5
 """How long a question must stay off the screen before it counts as answered: redraws (Claude
 Code's blinking tool glyph, Codex's title) hide it for a moment."""
@@ -124,6 +129,9 @@ class TurnWatcher:
         self._question_gone_at: float | None = None
         self._busy_cleared = True
         self._idle_at_prompt: AgentState | None = None
+        self._hooks = self._kind is not None and bool(self._kind.signal_args())
+        self._took_input = True
+        self._delivered_at = 0.0
         self._looked_at = -1
         self._last_look = 0.0
         tracker = controller.tracker
@@ -170,6 +178,7 @@ class TurnWatcher:
             if not self.resume:
                 self._wait_ready()
                 self._deliver(self.task, enter=True)
+                self._delivered()
                 self._set(RUNNING, "working on the task", note=True)
             else:
                 self._set(*self._recorded, record=False)
@@ -228,15 +237,23 @@ class TurnWatcher:
             self._on_signal(signal)
         elif self._inputs and self._state != RUNNING:
             text, enter = self._inputs.popleft()
+            asked = _tail(self.controller.capture_pane()) if self._state == WAITING else None
             try:
                 self._deliver(text, enter)
             except (TmuxCommandError, InvalidInput) as exc:  # this input, not the pane
                 log.warning("pane %s: input refused: %s", self.controller.pane_id, exc)
                 return
+            self._delivered()
+            if asked is not None:  # the question stays drawn a moment after its answer
+                self._wait_changed(asked, ANSWER_REDRAW_TIMEOUT)
             message = "working on a follow-up" if self._state == IDLE else "working on the answer"
             self._set(RUNNING, message, note=True)
         else:
             self._on_screen(self._look())
+
+    def _delivered(self) -> None:
+        self._took_input = False
+        self._delivered_at = time.monotonic()
 
     def _look_due(self) -> float:
         """When the screen should next be looked at: soon after new output (at most every
@@ -250,6 +267,8 @@ class TurnWatcher:
         moments = []
         if self._state in (RUNNING, WAITING):
             moments.append(stream.last_output_at + self.profile.quiet)
+        if self._state == RUNNING and not self._may_end_by_screen():
+            moments.append(self._delivered_at + TAKE_GRACE)
         if self._state == WAITING and self._question_gone_at is not None:
             moments.append(self._question_gone_at + QUESTION_GONE)
         for moment in moments:
@@ -294,10 +313,11 @@ class TurnWatcher:
                 elif self._from_screen:  # the agent's own word, if it gave one, holds
                     self._set(RUNNING, "working: the question was answered")
         elif self._state == RUNNING:
+            self._took_input = self._took_input or screen.busy
             pending = self._idle_at_prompt
             if pending is not None and screen.prompt and not screen.busy:
                 self._turn_over(screen, pending.message, pending.usage)
-            elif at_rest:
+            elif at_rest and self._may_end_by_screen():
                 self._turn_over(screen, "waiting at its prompt")
         elif self._busy is None and self._busy_title is None:
             self._set(RUNNING, "working")  # no sign of work known: any output is work
@@ -305,6 +325,15 @@ class TurnWatcher:
             self._set(RUNNING, "working")
         elif not screen.busy:
             self._busy_cleared = True
+
+    def _may_end_by_screen(self) -> bool:
+        """Whether the screen alone may end this turn: always for an agent without hooks;
+        with hooks, once it showed it took the input, or after ``TAKE_GRACE``."""
+        return (
+            not self._hooks
+            or self._took_input
+            or time.monotonic() - self._delivered_at >= TAKE_GRACE
+        )
 
     def _turn_over(
         self, screen: Screen, message: str, usage: Mapping[str, float] | None = None
@@ -325,6 +354,7 @@ class TurnWatcher:
             self._from_screen = False
             self._set(WAITING, signal.message)
         elif signal.state == RUNNING:
+            self._took_input = True
             if self._state != RUNNING:
                 self._set(RUNNING, signal.message)
         elif signal.state == IDLE:
@@ -342,9 +372,12 @@ class TurnWatcher:
 
     def _wait_ready(self) -> None:
         """Wait for the agent's first prompt. A question it asks before (trust this folder?
-        use this key?) is reported as waiting for a person and answered by what they send."""
+        use this key?) is reported as waiting for a person and answered by what they send.
+        No prompt within ``start_timeout``: said, and what a person sends goes into the pane
+        as it is, while the prompt is still looked for (a slow start gets its task after all)."""
         deadline = time.monotonic() + self.profile.start_timeout
         settled = False
+        late = False
         while True:
             seen = self.controller.stream.position
             screen = self.controller.capture_pane()
@@ -370,11 +403,18 @@ class TurnWatcher:
                 self._wait_changed(tail, ANSWER_REDRAW_TIMEOUT)
                 deadline = time.monotonic() + self.profile.start_timeout
                 continue
-            if time.monotonic() > deadline:
+            if not late and time.monotonic() > deadline:
                 waited = f"{self.profile.start_timeout:g} s"
                 self._set(IDLE, f"the agent showed no prompt within {waited}")
-                raise Stopped
-            self._wait_output(after=seen, timeout=deadline - time.monotonic())
+                late = True
+            if late and self._inputs:  # typed as it is: nothing on the screen to check it by
+                text, enter = self._inputs.popleft()
+                if text:
+                    self.controller.send_keys(text, enter=enter)
+                elif enter:
+                    self.controller.send_key("Enter")
+                continue
+            self._wait_output_or_input(seen, None if late else deadline - time.monotonic())
 
     def _question(self, screen: str) -> str | None:
         """The line of ``screen`` that holds one of the profile's questions, if any does:
@@ -473,6 +513,19 @@ class TurnWatcher:
             if left <= 0 or _tail(self.controller.capture_pane()) != tail:
                 return
             self._wait_output(after=seen, timeout=left)
+
+    def _wait_output_or_input(self, after: int, timeout: float | None) -> None:
+        """Wait for output after ``after``, a queued input, or ``timeout`` seconds."""
+        stream = self.controller.stream
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with stream.cond:
+            while stream.position == after and not self._inputs:
+                self._check()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return
+                stream.cond.wait(left)
+            self._check()
 
     def _wait_output(self, after: int, timeout: float | None = None) -> None:
         stream = self.controller.stream

@@ -136,7 +136,7 @@ def test_a_question_before_the_first_prompt_waits_for_a_person(
 def test_input_reaches_an_agent_whose_prompt_never_showed(
     dispatcher: ResponsiveDispatcher, agent_repo: Path
 ) -> None:
-    """luzia stops following its turns, but what a person sends is typed, not dropped."""
+    """luzia says so and looks on for the prompt; what a person sends meanwhile is typed."""
     job_id = dispatcher.dispatch_task("x", workdir=agent_repo, backend="local", agent="no-prompt")
     Events(dispatcher, job_id).until(idle("showed no prompt within 1 s"), "giving up")
     dispatcher.send_input(job_id, "echo typed > sent.txt; exit 3")
