@@ -71,6 +71,8 @@ from luzia.dispatcher import ResponsiveDispatcher
 from luzia.engine import Engine
 from luzia.jobs import FINAL_STATES, Backend, JobEvent, JobState
 from luzia.network import NETWORK_VAR
+from luzia.paths import job_dir as job_dir_of
+from luzia.signals import SIGNALS_DIR
 from tests.agent_bins import VERSIONS, agent_program
 from tests.model_servers import anthropic, openai_chat, openai_responses
 from tests.model_servers.harness import Server
@@ -165,6 +167,36 @@ class Screen(threading.Thread):
         return sum(1 for t, _ in list(self.timeline) if after < t <= before)
 
 
+class Hooks(threading.Thread):
+    """The agent's hook records as they land in the job's ``signals/`` (a second inotify watch
+    beside the engine's): each file's name holds when the hook wrote it (``date +%s%N``), which
+    splits luzia's time into the agent's (last byte -> hook) and luzia's (hook -> event)."""
+
+    def __init__(self, signals: Path) -> None:
+        super().__init__(daemon=True)
+        self.signals = signals
+        self.written: list[tuple[float, str]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from inotify_simple import INotify, flags
+
+        while not self.signals.is_dir() and not self.stop.wait(0.02):
+            pass
+        with INotify() as inotify:
+            inotify.add_watch(self.signals, flags.MOVED_TO)
+            while not self.stop.is_set():
+                for event in inotify.read(timeout=200):
+                    stamp, _, name = event.name.partition(".")
+                    with contextlib.suppress(ValueError):
+                        self.written.append((int(stamp) / 1e9, name.rsplit(".", 1)[-1]))
+
+    def last(self, after: float, before: float) -> tuple[float, str] | None:
+        """The last record written between ``after`` and ``before``."""
+        found = [w for w in list(self.written) if after <= w[0] <= before]
+        return found[-1] if found else None
+
+
 class Events:
     """A job's events from the store, read as they come (the figures use their own ``at``)."""
 
@@ -257,6 +289,9 @@ class Figures:
     idle: list[float] = dataclasses.field(default_factory=list)
     idle_peer: list[float | None] = dataclasses.field(default_factory=list)
     idle_by: list[str] = dataclasses.field(default_factory=list)
+    idle_hook: list[float] = dataclasses.field(default_factory=list)
+    idle_engine: list[float] = dataclasses.field(default_factory=list)
+    waiting_hook: list[float] = dataclasses.field(default_factory=list)
     waiting: list[float] = dataclasses.field(default_factory=list)
     waiting_peer: list[float | None] = dataclasses.field(default_factory=list)
     asked_changes: list[int] = dataclasses.field(default_factory=list)
@@ -284,6 +319,7 @@ class Bench:
         self.window = 3.0 if args.quick else 10.0
         self.count = 0
         self.jobs: list[str] = []
+        self.hooks: dict[str, Hooks] = {}
 
     def start(self, name: str, backend: Backend, task: str, ask: bool) -> str:
         self.count += 1
@@ -297,6 +333,8 @@ class Bench:
                 image=self.image if backend == "docker" else None,
             )  # fmt: skip
         self.jobs.append(job_id)
+        self.hooks[job_id] = Hooks(job_dir_of(self.d.home, job_id) / SIGNALS_DIR)
+        self.hooks[job_id].start()
         return job_id
 
     def last_byte(self, server: Server, mark: int, settle: float) -> float:
@@ -353,6 +391,10 @@ class Bench:
         peer_idle = peer.first("idle", last)
         peer_late = None if peer_idle is None else peer_idle - last
         if kind == "say":
+            hook = self.hooks[events.job_id].last(last - 1.0, idle.at)
+            if hook is not None and idle.reason.startswith("done"):
+                figures.idle_hook.append(hook[0] - last)
+                figures.idle_engine.append(idle.at - hook[0])
             figures.idle.append(idle.at - last)
             figures.idle_peer.append(peer_late)
             figures.idle_by.append(idle.reason)
@@ -402,6 +444,9 @@ class Bench:
                 time.sleep(max(0.0, end - time.time()) + 0.1)
                 changes = len(events.between(waiting.at, waiting.at + self.window))
                 figures.waiting.append(waiting.at - shown)
+                hook = self.hooks[job_id].last(began, waiting.at)
+                if hook is not None and hook[1] == "PermissionRequest":
+                    figures.waiting_hook.append(waiting.at - hook[0])
                 figures.waiting_peer.append(None if peer_at is None else peer_at - shown)
                 figures.asked_changes.append(changes)
                 start_peer = peer_at if peer_at is not None else shown
@@ -426,6 +471,8 @@ class Bench:
 
     def remove(self, job_id: str) -> None:
         """Kill the job, wait for its end, drop it with its container: untimed."""
+        if job_id in self.hooks:
+            self.hooks[job_id].stop.set()
         with contextlib.suppress(Exception):
             if not self.d.store.get(job_id).state.is_final:
                 self.d.kill_job(job_id)
@@ -467,6 +514,9 @@ def tables(
                 [name, backend, "luzia", *spread(f.idle), verdict(f.idle, TARGET_IDLE[name])]
             )
             idle.append([name, backend, "baseline", *spread(f.idle_peer), ""])
+            if f.idle_hook:
+                idle.append([name, backend, "  last byte -> hook file", *spread(f.idle_hook), ""])
+                idle.append([name, backend, "  hook file -> idle", *spread(f.idle_engine), ""])
         if f.waiting:
             asked.append(
                 [
@@ -480,6 +530,9 @@ def tables(
             )
             asked.append([name, backend, "baseline", *spread(f.waiting_peer), "",
                           str(sum(f.asked_changes_peer))])  # fmt: skip
+            if f.waiting_hook:
+                hook = spread(f.waiting_hook)
+                asked.append([name, backend, "  hook file -> waiting", *hook, "", ""])
         if f.false_idle:
             ok = sum(f.false_idle) == 0 and sum(f.after_changes) == 0
             pause.append(
