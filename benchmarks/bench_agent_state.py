@@ -552,8 +552,8 @@ def tables(
     for who, values in feed.items():
         if values:
             within = sum(1 for v in values if v <= TARGET_FEED)
-            ok = "MET" if max(values) <= TARGET_FEED else "MISSED"
-            said = f"{ok} (every event <= 50 ms)" if who.startswith("luzia") else ""
+            met = "MET" if max(values) <= TARGET_FEED else "MISSED"
+            said = f"{met} (every event <= 50 ms)" if who.startswith("luzia") else ""
             rows.append([who, *spread(values), f"{within}/{len(values)}", said])
     return {"idle": idle, "question": asked, "pause": pause, "feed": rows}
 
@@ -634,9 +634,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for backend in backends:
             for name in agents:
                 figures = results.setdefault((name, backend), Figures())
-                bench.turns(name, backend, figures)  # type: ignore[arg-type]
+                bench.turns(name, backend, figures)
                 if name in ASKING and args.questions:
-                    bench.questions(name, backend, figures)  # type: ignore[arg-type]
+                    bench.questions(name, backend, figures)
         time.sleep(0.5)
         recorded = [e for job in bench.jobs for e in dispatcher.store.events(job) if e.at > ready]
         for who, reader in (("luzia events -f --json", follower), ("in-process feed", inproc)):
