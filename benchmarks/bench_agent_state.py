@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,15 @@ class Events:
     def between(self, after: float, before: float) -> list[JobEvent]:
         return [e for e in self.read() if after < e.at <= before]
 
+    def changes(self, after: float, before: float) -> int:
+        """State changes in the window: events whose state differs from the one before."""
+        seen = self.read()
+        count = 0
+        for previous, event in pairwise(seen):
+            if after < event.at <= before and event.state is not previous.state:
+                count += 1
+        return count
+
 
 def wait_until(check: Callable[[], object], timeout: float) -> None:
     deadline = time.monotonic() + timeout
@@ -292,6 +302,10 @@ class Figures:
     idle_hook: list[float] = dataclasses.field(default_factory=list)
     idle_engine: list[float] = dataclasses.field(default_factory=list)
     waiting_hook: list[float] = dataclasses.field(default_factory=list)
+    say_false_idle: list[int] = dataclasses.field(default_factory=list)
+    asked_events: list[int] = dataclasses.field(default_factory=list)
+    answer_waiting: list[int] = dataclasses.field(default_factory=list)
+    after_events: list[int] = dataclasses.field(default_factory=list)
     waiting: list[float] = dataclasses.field(default_factory=list)
     waiting_peer: list[float | None] = dataclasses.field(default_factory=list)
     asked_changes: list[int] = dataclasses.field(default_factory=list)
@@ -390,7 +404,9 @@ class Bench:
         wait_until(lambda: peer.first("idle", last) is not None, PEER_STABLE + 3)
         peer_idle = peer.first("idle", last)
         peer_late = None if peer_idle is None else peer_idle - last
+        early = [e for e in events.between(began, last) if e.state is JobState.IDLE]
         if kind == "say":
+            figures.say_false_idle.append(len(early))
             hook = self.hooks[events.job_id].last(last - 1.0, idle.at)
             if hook is not None and idle.reason.startswith("done"):
                 figures.idle_hook.append(hook[0] - last)
@@ -401,7 +417,6 @@ class Bench:
             log(f"{name} {backend} turn {turn + 1}: idle +{(idle.at - last) * 1000:.0f} ms "
                 f"({idle.reason}); baseline +{(peer_late or 0) * 1000:.0f} ms")  # fmt: skip
             return
-        early = [e for e in events.between(began, last) if e.state is JobState.IDLE]
         peer_early = [t for t, s in peer.timeline if s == "idle" and began < t < last]
         # every change in the window after each side's own turn end
         end_peer = peer_idle if peer_idle is not None else last
@@ -409,7 +424,8 @@ class Bench:
         figures.pause_idle.append(idle.at - last)
         figures.false_idle.append(len(early))
         figures.false_idle_peer.append(len(peer_early))
-        figures.after_changes.append(len(events.between(idle.at, idle.at + self.window)))
+        figures.after_changes.append(events.changes(idle.at, idle.at + self.window))
+        figures.after_events.append(len(events.between(idle.at, idle.at + self.window)))
         figures.after_changes_peer.append(peer.changes(end_peer, end_peer + self.window))
         log(f"{name} {backend} pause turn {turn + 1}: false idle {len(early)} "
             f"(baseline {len(peer_early)}), changes after {figures.after_changes[-1]} "
@@ -442,7 +458,10 @@ class Bench:
                 peer_at = peer.first("waiting", shown)
                 end = max(waiting.at, peer_at or 0.0) + self.window
                 time.sleep(max(0.0, end - time.time()) + 0.1)
-                changes = len(events.between(waiting.at, waiting.at + self.window))
+                changes = events.changes(waiting.at, waiting.at + self.window)
+                figures.asked_events.append(
+                    len(events.between(waiting.at, waiting.at + self.window))
+                )
                 figures.waiting.append(waiting.at - shown)
                 hook = self.hooks[job_id].last(began, waiting.at)
                 if hook is not None and hook[1] == "PermissionRequest":
@@ -455,12 +474,15 @@ class Bench:
                 )
                 answered = time.time()
                 self.d.send_input(job_id, "")  # Enter: the first choice, yes
-                events.until(JobState.IDLE, answered, "the answered turn's end")
+                done = events.until(JobState.IDLE, answered, "the answered turn's end")
+                again = events.between(answered, done.at)
+                figures.answer_waiting.append(sum(e.state is JobState.WAITING for e in again))
                 self.last_byte(server, mark, 0.3)
                 log(f"{name} {backend} question {turn + 1}: waiting +"
                     f"{(waiting.at - shown) * 1000:.0f} ms ({waiting.reason}); baseline "
                     f"{'-' if peer_at is None else f'+{(peer_at - shown) * 1000:.0f} ms'}; "
-                    f"changes while asked {changes}")  # fmt: skip
+                    f"changes while asked {changes} (events {figures.asked_events[-1]}), "
+                    f"waiting again after the answer {figures.answer_waiting[-1]}")  # fmt: skip
             watch.stop.set()
             peer.stop.set()
         except BenchError as exc:
@@ -506,48 +528,37 @@ def tables(
     results: dict[tuple[str, str], Figures], feed: dict[str, list[float]]
 ) -> dict[str, list[list[str]]]:
     head = ["agent", "backend", "who", "n", "p50", "p95", "max", "verdict"]
-    idle, asked = [head], [[*head, "changes while asked"]]
-    pause = [["agent", "backend", "who", "turns", "false idle", "changes after end", "verdict"]]
+    idle = [[*head, "false idle"]]
+    asked = [[*head, "changes (events) while asked", "waiting again after answer"]]
+    pause = [["agent", "backend", "who", "turns", "false idle", "changes (events) after end",
+              "verdict"]]  # fmt: skip
     for (name, backend), f in results.items():
+        row = [name, backend]
         if f.idle:
-            idle.append(
-                [name, backend, "luzia", *spread(f.idle), verdict(f.idle, TARGET_IDLE[name])]
-            )
-            idle.append([name, backend, "baseline", *spread(f.idle_peer), ""])
+            said = verdict(f.idle, TARGET_IDLE[name])
+            idle.append([*row, "luzia", *spread(f.idle), said, str(sum(f.say_false_idle))])
+            idle.append([*row, "baseline", *spread(f.idle_peer), "", ""])
             if f.idle_hook:
-                idle.append([name, backend, "  last byte -> hook file", *spread(f.idle_hook), ""])
-                idle.append([name, backend, "  hook file -> idle", *spread(f.idle_engine), ""])
+                idle.append([*row, "  last byte -> hook file", *spread(f.idle_hook), "", ""])
+                idle.append([*row, "  hook file -> idle", *spread(f.idle_engine), "", ""])
         if f.waiting:
-            asked.append(
-                [
-                    name,
-                    backend,
-                    "luzia",
-                    *spread(f.waiting),
-                    verdict(f.waiting, TARGET_WAITING),
-                    str(sum(f.asked_changes)),
-                ]
-            )
-            asked.append([name, backend, "baseline", *spread(f.waiting_peer), "",
-                          str(sum(f.asked_changes_peer))])  # fmt: skip
+            said = verdict(f.waiting, TARGET_WAITING)
+            changes = f"{sum(f.asked_changes)} ({sum(f.asked_events)})"
+            again = str(sum(f.answer_waiting))
+            asked.append([*row, "luzia", *spread(f.waiting), said, changes, again])
+            peer_asked = str(sum(f.asked_changes_peer))
+            asked.append([*row, "baseline", *spread(f.waiting_peer), "", peer_asked, ""])
             if f.waiting_hook:
-                hook = spread(f.waiting_hook)
-                asked.append([name, backend, "  hook file -> waiting", *hook, "", ""])
+                asked.append([*row, "  hook file -> waiting", *spread(f.waiting_hook), "", "", ""])
         if f.false_idle:
             ok = sum(f.false_idle) == 0 and sum(f.after_changes) == 0
-            pause.append(
-                [
-                    name,
-                    backend,
-                    "luzia",
-                    str(len(f.false_idle)),
-                    str(sum(f.false_idle)),
-                    str(sum(f.after_changes)),
-                    "MET (0 and 0)" if ok else "MISSED",
-                ]
-            )
-            peer = [str(len(f.false_idle_peer)), str(sum(f.false_idle_peer))]
-            pause.append([name, backend, "baseline", *peer, str(sum(f.after_changes_peer)), ""])
+            said = "MET (0 and 0)" if ok else "MISSED"
+            after = f"{sum(f.after_changes)} ({sum(f.after_events)})"
+            turns = str(len(f.false_idle))
+            pause.append([*row, "luzia", turns, str(sum(f.false_idle)), after, said])
+            peer_after = str(sum(f.after_changes_peer))
+            peer = [turns, str(sum(f.false_idle_peer)), peer_after, ""]
+            pause.append([*row, "baseline", *peer])
     rows = [["reader", "n", "p50", "p95", "max", "<= 50 ms", "verdict"]]
     for who, values in feed.items():
         if values:
@@ -609,6 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     follower: Follower | None = None
     inproc: InProcess | None = None
     results: dict[tuple[str, str], Figures] = {}
+    events: dict[str, list[dict[str, Any]]] = {}
     feed: dict[str, list[float]] = {}
     try:
         programs = {name: agent_program(name) for name in agents}
@@ -638,6 +650,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if name in ASKING and args.questions:
                     bench.questions(name, backend, figures)
         time.sleep(0.5)
+        for job in bench.jobs:  # every job's events, for a reader of the results
+            events[job] = [e.to_dict() | {"t": e.at} for e in dispatcher.store.events(job)]
         recorded = [e for job in bench.jobs for e in dispatcher.store.events(job) if e.at > ready]
         for who, reader in (("luzia events -f --json", follower), ("in-process feed", inproc)):
             feed[who] = [
@@ -679,7 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = {
         "benchmark": "agent-state", "machine": facts, "args": vars(args),
         "samples": {f"{n} {b}": dataclasses.asdict(f) for (n, b), f in results.items()},
-        "feed": feed, "tables": made,
+        "feed": feed, "tables": made, "events": events,
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"agent-state-{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
