@@ -306,6 +306,7 @@ class Figures:
     asked_events: list[int] = dataclasses.field(default_factory=list)
     answer_waiting: list[int] = dataclasses.field(default_factory=list)
     after_events: list[int] = dataclasses.field(default_factory=list)
+    failed: str = ""
     waiting: list[float] = dataclasses.field(default_factory=list)
     waiting_peer: list[float | None] = dataclasses.field(default_factory=list)
     asked_changes: list[int] = dataclasses.field(default_factory=list)
@@ -374,8 +375,7 @@ class Bench:
                     self.turn(name, backend, kind, turn, server, events, peer, figures)
             peer.stop.set()
         except BenchError as exc:
-            tail = self.d.read_log(job_id, plain=True).decode(errors="replace")[-1500:]
-            raise BenchError(f"{exc}\n--- the job's log, last lines ---\n{tail}") from None
+            raise BenchError(f"{exc}\n{self.story(job_id)}") from None
         finally:
             self.remove(job_id)
 
@@ -486,10 +486,18 @@ class Bench:
             watch.stop.set()
             peer.stop.set()
         except BenchError as exc:
-            tail = self.d.read_log(job_id, plain=True).decode(errors="replace")[-1500:]
-            raise BenchError(f"{exc}\n--- the job's log, last lines ---\n{tail}") from None
+            raise BenchError(f"{exc}\n{self.story(job_id)}") from None
         finally:
             self.remove(job_id)
+
+    def story(self, job_id: str) -> str:
+        """The job's events and the end of its screen, for a failure's message."""
+        lines = [f"{e.at:.3f} {e.state} {e.reason}" for e in self.d.store.events(job_id)]
+        log = self.d.read_log(job_id, plain=True).decode(errors="replace")
+        tail = "\n".join(ln.rstrip() for ln in log.splitlines()[-40:] if ln.strip())
+        return (
+            "--- its events ---\n" + "\n".join(lines) + "\n--- its screen, last lines ---\n" + tail
+        )
 
     def remove(self, job_id: str) -> None:
         """Kill the job, wait for its end, drop it with its container: untimed."""
@@ -534,6 +542,8 @@ def tables(
               "verdict"]]  # fmt: skip
     for (name, backend), f in results.items():
         row = [name, backend]
+        if f.failed:
+            idle.append([*row, f"FAILED: {f.failed}", "", "", "", "", "", ""])
         if f.idle:
             said = verdict(f.idle, TARGET_IDLE[name])
             idle.append([*row, "luzia", *spread(f.idle), said, str(sum(f.say_false_idle))])
@@ -646,9 +656,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for backend in backends:
             for name in agents:
                 figures = results.setdefault((name, backend), Figures())
-                bench.turns(name, backend, figures)
-                if name in ASKING and args.questions:
-                    bench.questions(name, backend, figures)
+                try:  # one agent failing on one backend: the others' figures still count
+                    bench.turns(name, backend, figures)
+                    if name in ASKING and args.questions:
+                        bench.questions(name, backend, figures)
+                except BenchError as exc:
+                    log(f"bench_agent_state: {name} {backend}: {exc}")
+                    figures.failed = str(exc).splitlines()[0]
         time.sleep(0.5)
         for job in bench.jobs:  # every job's events, for a reader of the results
             events[job] = [e.to_dict() | {"t": e.at} for e in dispatcher.store.events(job)]
