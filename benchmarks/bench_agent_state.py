@@ -546,7 +546,15 @@ def tables(
             idle.append([*row, f"FAILED: {f.failed}", "", "", "", "", "", ""])
         if f.idle:
             said = verdict(f.idle, TARGET_IDLE[name])
-            idle.append([*row, "luzia", *spread(f.idle), said, str(sum(f.say_false_idle))])
+            idle.append(
+                [
+                    *row,
+                    "luzia",
+                    *spread(f.idle),
+                    said,
+                    str(sum(f.say_false_idle)) if f.say_false_idle else "-",
+                ]
+            )
             idle.append([*row, "baseline", *spread(f.idle_peer), "", ""])
             if f.idle_hook:
                 idle.append([*row, "  last byte -> hook file", *spread(f.idle_hook), "", ""])
