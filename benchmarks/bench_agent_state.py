@@ -493,8 +493,8 @@ class Bench:
     def story(self, job_id: str) -> str:
         """The job's events and the end of its screen, for a failure's message."""
         lines = [f"{e.at:.3f} {e.state} {e.reason}" for e in self.d.store.events(job_id)]
-        log = self.d.read_log(job_id, plain=True).decode(errors="replace")
-        tail = "\n".join(ln.rstrip() for ln in log.splitlines()[-40:] if ln.strip())
+        screen = self.d.read_log(job_id, plain=True).decode(errors="replace")
+        tail = "\n".join(ln.rstrip() for ln in screen.splitlines()[-40:] if ln.strip())
         return (
             "--- its events ---\n" + "\n".join(lines) + "\n--- its screen, last lines ---\n" + tail
         )
