@@ -718,7 +718,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "feed": feed, "tables": made, "events": events,
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"agent-state-{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
+    (RESULTS / f"agent-state-{stamp}-{os.getpid()}.json").write_text(
+        json.dumps(document, indent=2) + "\n"
+    )
     if args.json:
         print_document("agent-state", facts, **{k: v for k, v in document.items()
                                                 if k not in ("benchmark", "machine")})  # fmt: skip
@@ -737,7 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         *format_table(made["feed"]),
         "Baseline: a capture every 0.5 s, idle (or waiting, a question on screen) once the",
         "screen's hash held 2 s. p50/p95 nearest rank; n a/b: the baseline decided a of b.",
-        f"results: {RESULTS.relative_to(ROOT)}/agent-state-{stamp}.json",
+        f"results: {RESULTS.relative_to(ROOT)}/agent-state-{stamp}-{os.getpid()}.json",
     ]  # fmt: skip
     print("\n".join(lines))
     return 0
