@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -129,6 +130,9 @@ class Server:
         self.requests: list[dict[str, Any]] = []
         """Every POSTed JSON body, in order."""
         self.paths: list[str] = []
+        self.finished: list[float] = []
+        """When each POST's answer was written to its last byte (``time.time()``, the clock of
+        the store's event times), in order: a benchmark times a turn's end from the last one."""
         server = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -143,7 +147,10 @@ class Server:
                     body = {"_raw": raw.decode("utf-8", "replace")}
                 server.requests.append(body)
                 server.paths.append(self.path)
-                handle(Exchange(self, body))
+                try:
+                    handle(Exchange(self, body))
+                finally:
+                    server.finished.append(time.time())
 
             def do_GET(self) -> None:
                 server.paths.append(self.path)
