@@ -61,6 +61,10 @@ TAKE_GRACE = 10.0
 agent showed it took the input (a busy sign, or its own signal); under load Claude Code shows
 neither for over a second after the Enter, and its prompt is on the screen all the while."""
 
+QUESTION_DRAW_TIMEOUT = 5.0
+"""Longest wait for a question the agent announced (its hook) to be drawn before an answer
+is typed; a dialog that never shows (a profile without its pattern) gets the answer then."""
+
 QUESTION_GONE = 0.5
 """How long a question must stay off the screen before it counts as answered: redraws (Claude
 Code's blinking tool glyph, Codex's title) hide it for a moment."""
@@ -237,6 +241,8 @@ class TurnWatcher:
             self._on_signal(signal)
         elif self._inputs and self._state != RUNNING:
             text, enter = self._inputs.popleft()
+            if self._state == WAITING and not self._from_screen:
+                self._wait_question_drawn()  # the hook may tell before the dialog is drawn
             asked = _tail(self.controller.capture_pane()) if self._state == WAITING else None
             try:
                 self._deliver(text, enter)
@@ -250,6 +256,19 @@ class TurnWatcher:
             self._set(RUNNING, message, note=True)
         else:
             self._on_screen(self._look())
+
+    def _wait_question_drawn(self) -> None:
+        """Wait until a question shows on the screen (``QUESTION_DRAW_TIMEOUT`` at most): an
+        answer typed before its dialog is drawn goes nowhere."""
+        deadline = time.monotonic() + QUESTION_DRAW_TIMEOUT
+        while True:
+            seen = self.controller.stream.position
+            if self._look().question is not None:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._wait_output(after=seen, timeout=left)
 
     def _delivered(self) -> None:
         self._took_input = False
