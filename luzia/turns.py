@@ -285,7 +285,8 @@ class TurnWatcher:
             due = self._last_look + LOOK_INTERVAL
         moments = []
         if self._state in (RUNNING, WAITING):
-            moments.append(stream.last_output_at + self.profile.quiet)
+            # Quiet since the last output, or since the last input (which may print nothing).
+            moments.append(max(stream.last_output_at, self._delivered_at) + self.profile.quiet)
         if self._state == RUNNING and not self._may_end_by_screen():
             moments.append(self._delivered_at + TAKE_GRACE)
         if self._state == WAITING and self._question_gone_at is not None:
@@ -299,7 +300,8 @@ class TurnWatcher:
         stream = self.controller.stream
         self._looked_at = stream.position
         self._last_look = time.monotonic()
-        quiet = self._last_look - stream.last_output_at >= self.profile.quiet
+        since = max(stream.last_output_at, self._delivered_at)
+        quiet = self._last_look - since >= self.profile.quiet
         text = self.controller.capture_pane()
         title = self.controller.tracker.title or ""
         tail = _tail(text)
