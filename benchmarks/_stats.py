@@ -9,6 +9,7 @@ Docker never loads it from here.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -23,6 +24,26 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+
+def add_agent_options(
+    parser: argparse.ArgumentParser, agents: Sequence[str], backends: Sequence[str]
+) -> None:
+    """``--agents`` and ``--backends``, comma-separated, all by default."""
+    parser.add_argument("--agents", default=",".join(agents), help=f"{','.join(agents)} (all)")
+    parser.add_argument(
+        "--backends", default=",".join(backends), help=f"{','.join(backends)} (all)"
+    )
+
+
+def chosen(
+    parser: argparse.ArgumentParser, option: str, value: str, known: Sequence[str]
+) -> list[str]:
+    """The names a comma-separated option lists; a usage error for an unknown or repeated one."""
+    names = [name for name in value.split(",") if name]
+    if not names or set(names) - set(known) or len(set(names)) != len(names):
+        parser.error(f"--{option}: a list of {', '.join(known)}")
+    return names
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:

@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from _stats import (
+    add_agent_options,
+    chosen,
     close_dispatcher,
     ctrl_c_ignored,
     format_table,
@@ -608,19 +610,14 @@ def docker_image(client: Any, agents: Sequence[str], facts: dict[str, Any]) -> s
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--agents", default=",".join(AGENTS), help="claude,codex,aider (all)")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="local,docker (both)")
+    add_agent_options(parser, AGENTS, BACKENDS)
     parser.add_argument("--turns", type=int, default=30, help="turns of each kind (30)")
     parser.add_argument("--questions", type=int, default=5, help="questions per job (5)")
     parser.add_argument("--quick", action="store_true", help="3 s windows instead of 10 s")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead")
     args = parser.parse_args(argv)
-    agents = [a for a in args.agents.split(",") if a]
-    backends = [b for b in args.backends.split(",") if b]
-    if not agents or set(agents) - set(AGENTS) or len(set(agents)) != len(agents):
-        parser.error(f"--agents: a list of {', '.join(AGENTS)}")
-    if not backends or set(backends) - set(BACKENDS) or len(set(backends)) != len(backends):
-        parser.error(f"--backends: a list of {', '.join(BACKENDS)}")
+    agents = chosen(parser, "agents", args.agents, AGENTS)
+    backends = chosen(parser, "backends", args.backends, BACKENDS)
     if args.turns < 1 or args.questions < 0:
         parser.error("--turns must be positive, --questions not negative")
 

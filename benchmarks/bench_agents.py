@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from _stats import (
+    add_agent_options,
+    chosen,
     close_dispatcher,
     ctrl_c_ignored,
     format_table,
@@ -430,19 +432,14 @@ def as_dicts(rows: list[list[str]]) -> list[dict[str, str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--agents", default=",".join(AGENTS), help="claude,codex,aider (all)")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="local,docker (both)")
+    add_agent_options(parser, AGENTS, BACKENDS)
     parser.add_argument("--runs", type=int, default=5, help="jobs per agent, backend, mode (5)")
     parser.add_argument("--build-runs", type=int, default=2, help="builds per image (2)")
     parser.add_argument("--skip-build", action="store_true", help="no build timings")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead")
     args = parser.parse_args(argv)
-    agents = [a for a in args.agents.split(",") if a]
-    backends = [b for b in args.backends.split(",") if b]
-    if not agents or set(agents) - set(AGENTS) or len(set(agents)) != len(agents):
-        parser.error(f"--agents: a list of {', '.join(AGENTS)}")
-    if not backends or set(backends) - set(BACKENDS) or len(set(backends)) != len(backends):
-        parser.error(f"--backends: a list of {', '.join(BACKENDS)}")
+    agents = chosen(parser, "agents", args.agents, AGENTS)
+    backends = chosen(parser, "backends", args.backends, BACKENDS)
     if args.runs < 1 or args.build_runs < 1:
         parser.error("--runs and --build-runs must be positive")
 
