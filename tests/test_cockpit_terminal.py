@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from controllers import LocalTmuxController
-from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from tests.test_cockpit import printer
 
@@ -20,14 +18,9 @@ WAIT = 30.0
 
 
 @pytest.fixture
-def d(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ResponsiveDispatcher]:
-    monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
-    dispatcher = ResponsiveDispatcher(home=tmp_path / "home", config=Config())
-    engine = dispatcher.start_background_monitor()
-    yield dispatcher
-    dispatcher.clean(all=True)
-    engine.stop()
-    dispatcher.close()
+def d(dispatcher: ResponsiveDispatcher) -> ResponsiveDispatcher:
+    """The suite's dispatcher and in-process engine on a fresh home."""
+    return dispatcher
 
 
 def test_cockpit_in_a_terminal_attach_and_back(d: ResponsiveDispatcher, tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from tests.browser import chromium, open_page
 from tests.test_cockpit import printer
@@ -27,14 +26,9 @@ needs_chromium = pytest.mark.skipif(
 
 
 @pytest.fixture
-def d(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ResponsiveDispatcher]:
-    monkeypatch.setenv("LUZIA_NO_AUTOSTART", "1")
-    dispatcher = ResponsiveDispatcher(home=tmp_path / "home", config=Config())
-    engine = dispatcher.start_background_monitor()
-    yield dispatcher
-    dispatcher.clean(all=True)
-    engine.stop()
-    dispatcher.close()
+def d(dispatcher: ResponsiveDispatcher) -> ResponsiveDispatcher:
+    """The suite's dispatcher and in-process engine on a fresh home."""
+    return dispatcher
 
 
 def free_port() -> int:

@@ -20,11 +20,12 @@ from controllers.events import PaneLost
 from luzia.jobs import Job
 from luzia.store import JobStore
 
-POLL = 0.02
-"""Seconds between two looks at the store's change counter (as ``luzia events -f``)."""
+POLL = 0.05
+"""Seconds between two looks at the store's change counter: a change is on the screen well
+within 200 ms, and 20 looks a second cost little (measured: benchmarks/bench_cockpit.py)."""
 
-THROTTLE = 0.25
-"""Shortest time between two captures of a pane that keeps printing: four a second follow a
+THROTTLE = 0.3
+"""Shortest time between two captures of a pane that keeps printing: three a second follow a
 person's eye; each costs a capture and a redraw of the preview."""
 
 LOG_TAIL = 200
