@@ -164,11 +164,12 @@ def scratch_home(prefix: str) -> tuple[Path, Path]:
 
 
 def close_dispatcher(dispatcher: Any, engine: Any = None) -> None:
-    """Stop the in-process ``engine`` if any, drop every job of the store, close it."""
-    if engine is not None:
-        engine.stop()
+    """Drop every job of the store, then stop the in-process ``engine`` if any, and close.
+    In that order: a job that still runs is killed through the engine."""
     with contextlib.suppress(Exception):
         dispatcher.clean(all=True)
+    if engine is not None:
+        engine.stop()
     dispatcher.close()
 
 

@@ -318,11 +318,13 @@ class Engine:
     def _record_turn(
         self, job_id: str, state: JobState, message: str, usage: Mapping[str, float]
     ) -> None:
-        """A turn state the watcher reported, with the turn's usage."""
+        """A turn state the watcher reported, with the turn's usage; the user's ``on_state`` is
+        told of a new state, not of a better message for the same one."""
+        before = self.store.get(job_id).state
         job = self.store.transition(job_id, state, message)
         if usage and job.state is state:
             job = self.store.add_turn_usage(job_id, usage)
-        if job.state is state:
+        if job.state is state and before is not state:
             self._told(job)
 
     def _record_running(self, job_id: str) -> None:

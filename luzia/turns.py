@@ -386,6 +386,8 @@ class TurnWatcher:
             elif signal.at_prompt and not (screen.prompt and not screen.busy):
                 self._idle_at_prompt = signal  # the next screen with the prompt ends the turn
                 return
+            elif self._state == IDLE:  # the screen ended it first: the agent's words are better
+                self._set(IDLE, signal.message, signal.usage, note=True)
             else:
                 self._turn_over(screen, signal.message, signal.usage)
             if signal.usage_later is not None and (usage := signal.usage_later()):
