@@ -23,7 +23,7 @@ from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import Backend, JobState
 from tests.agent_bins import AGENT_WAIT, agent_program
-from tests.conftest import Events, idle, waiting
+from tests.conftest import Events, idle, turn_usage, waiting
 from tests.model_servers import openai_chat
 from tests.model_servers.harness import Server
 from tests.support import agent_pid
@@ -377,8 +377,8 @@ def test_turn_ends_by_its_notification_with_the_replys_tokens(
     job_id = start(dispatcher, agent_repo, where, "write a.txt one")
     end = Events(dispatcher, job_id).until(idle("done"), "the notification's turn end")
     assert (agent_repo / "a.txt").read_text() == "one\n"
-    usage = dispatcher.store.events(job_id, end.seq - 1)[0].usage  # read off its Tokens: line
-    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0, usage
+    usage = turn_usage(dispatcher, end)  # read off its Tokens: line
+    assert usage.get("input_tokens", 0) > 0 and usage.get("output_tokens", 0) > 0, usage
     dispatcher.kill_job(job_id)
 
 
