@@ -61,7 +61,7 @@ from luzia.launch import read_launch
 from luzia.notify import run_on_state
 from luzia.signals import SIGNALS_DIR, Signal, SignalWatcher
 from luzia.store import JobStore
-from luzia.turns import TurnWatcher
+from luzia.turns import TurnWatcher, type_into
 from luzia.verdict import Evidence, decide
 
 if TYPE_CHECKING:
@@ -282,10 +282,7 @@ class Engine:
             self._flush_events(SEND_RECORD_TIMEOUT)
             return
         try:  # a plain command, or an agent luzia no longer follows: type it into the pane
-            if text:
-                live.controller.send_keys(text, enter=enter)
-            elif enter:
-                live.controller.send_key("Enter")
+            type_into(live.controller, text, enter)
         except ControllerError as exc:
             raise LuziaError(f"cannot send input to job {job.id}: {exc}") from exc
 

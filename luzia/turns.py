@@ -151,7 +151,7 @@ class TurnWatcher:
 
     @property
     def following(self) -> bool:
-        """Whether it still follows the agent's turns (not after no prompt came, or a stop)."""
+        """Whether it still follows the agent's turns (not after a stop, or the pane's end)."""
         return not self._done.is_set()
 
     def submit(self, text: str, enter: bool = True) -> None:
@@ -260,15 +260,7 @@ class TurnWatcher:
     def _wait_question_drawn(self) -> None:
         """Wait until a question shows on the screen (``QUESTION_DRAW_TIMEOUT`` at most): an
         answer typed before its dialog is drawn goes nowhere."""
-        deadline = time.monotonic() + QUESTION_DRAW_TIMEOUT
-        while True:
-            seen = self.controller.stream.position
-            if self._look().question is not None:
-                return
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._wait_output(after=seen, timeout=left)
+        self._wait_screen(lambda: self._look().question is not None, QUESTION_DRAW_TIMEOUT)
 
     def _delivered(self) -> None:
         self._took_input = False
@@ -431,13 +423,9 @@ class TurnWatcher:
                 self._set(IDLE, f"the agent showed no prompt within {waited}")
                 late = True
             if late and self._inputs:  # typed as it is: nothing on the screen to check it by
-                text, enter = self._inputs.popleft()
-                if text:
-                    self.controller.send_keys(text, enter=enter)
-                elif enter:
-                    self.controller.send_key("Enter")
+                type_into(self.controller, *self._inputs.popleft())
                 continue
-            self._wait_output_or_input(seen, None if late else deadline - time.monotonic())
+            self._wait_output(seen, None if late else deadline - time.monotonic(), or_input=True)
 
     def _question(self, screen: str) -> str | None:
         """The line of ``screen`` that holds one of the profile's questions, if any does:
@@ -489,20 +477,17 @@ class TurnWatcher:
             return False
         if self._busy is None and self._prompt is None:
             return True
-        while True:
-            mark = self.controller.stream.position
+
+        def reacted() -> bool:
             screen = self.controller.capture_pane()
             tail = _tail(screen)
-            if (
+            return bool(
                 (self._busy is not None and self._busy.search(tail))
                 or (self._prompt is not None and self._prompt.search(tail))
                 or self._question(screen) is not None
-            ):
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            self._wait_output(after=mark, timeout=left)
+            )
+
+        return self._wait_screen(reacted, deadline - time.monotonic())
 
     def _wait_quiet(
         self, seconds: float, *, from_now: bool = False, limit: float | None = None
@@ -529,32 +514,29 @@ class TurnWatcher:
         """Wait until the bottom of the screen is no longer ``tail`` (``timeout`` at most).
         Output alone does not show that an answer was taken: an animation above the question
         prints on while the question is still drawn."""
+        self._wait_screen(lambda: _tail(self.controller.capture_pane()) != tail, timeout)
+
+    def _wait_screen(self, test: Callable[[], bool], timeout: float) -> bool:
+        """Look again after each output until ``test()`` holds (True) or ``timeout`` passed."""
         deadline = time.monotonic() + timeout
         while True:
             seen = self.controller.stream.position
+            if test():
+                return True
             left = deadline - time.monotonic()
-            if left <= 0 or _tail(self.controller.capture_pane()) != tail:
-                return
+            if left <= 0:
+                return False
             self._wait_output(after=seen, timeout=left)
 
-    def _wait_output_or_input(self, after: int, timeout: float | None) -> None:
-        """Wait for output after ``after``, a queued input, or ``timeout`` seconds."""
+    def _wait_output(
+        self, after: int, timeout: float | None = None, *, or_input: bool = False
+    ) -> None:
+        """Wait for output after ``after`` (or, with ``or_input``, a queued input), or
+        ``timeout`` seconds."""
         stream = self.controller.stream
         deadline = None if timeout is None else time.monotonic() + timeout
         with stream.cond:
-            while stream.position == after and not self._inputs:
-                self._check()
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return
-                stream.cond.wait(left)
-            self._check()
-
-    def _wait_output(self, after: int, timeout: float | None = None) -> None:
-        stream = self.controller.stream
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with stream.cond:
-            while stream.position == after:
+            while stream.position == after and not (or_input and self._inputs):
                 self._check()
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -573,6 +555,14 @@ class TurnWatcher:
         if self.resume:
             return tracker.prompts > self._prompts_before
         return tracker.commands > self._commands_before
+
+
+def type_into(controller: TmuxController, text: str, enter: bool) -> None:
+    """Type ``text`` as it is (and Enter), for a pane whose screen cannot confirm it."""
+    if text:
+        controller.send_keys(text, enter=enter)
+    elif enter:
+        controller.send_key("Enter")
 
 
 def _tail(screen: str) -> str:
