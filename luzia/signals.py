@@ -120,13 +120,13 @@ class SignalWatcher:
         """Hand every record that appears in ``signals_dir`` (and those already there) to
         ``deliver``, in order; return a function that stops it."""
         signals_dir.mkdir(mode=0o700, exist_ok=True)
-        with self._lock:
+        with self._lock:  # the watcher thread waits: the records already there come first
             wd = self._inotify.add_watch(signals_dir, flags.MOVED_TO)
             self._by_wd[wd] = (signals_dir, deliver)
             self._wd_of[signals_dir] = wd
-        for path in pending(signals_dir):
-            if (sig := read_signal(path, time.monotonic())) is not None:
-                deliver(sig)
+            for path in pending(signals_dir):
+                if (sig := read_signal(path, time.monotonic())) is not None:
+                    deliver(sig)
         return lambda: self._unwatch(signals_dir)
 
     def _unwatch(self, signals_dir: Path) -> None:
