@@ -21,7 +21,7 @@ from luzia.cockpit.model import ordered, question
 from luzia.config import Config
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.jobs import JobState
-from tests.conftest import Events, sample_job, waiting
+from tests.conftest import Events, sample_job, wait_state, waiting
 
 PROFILE = dataclasses.replace(
     BUILTIN_PROFILES["fake-agent"], name="fake", command="bash ./fake-agent", start_timeout=30
@@ -178,6 +178,10 @@ async def test_question_highlighted_and_answered_with_y(
 async def test_keys_send_kill_diff_log_help_filter(d: ResponsiveDispatcher, repo: Path) -> None:
     first = d.dispatch_task(printer("one"), backend="local", workdir=repo, project="alpha")
     second = d.dispatch_task(printer("two"), backend="local", workdir=repo, project="beta")
+    # Both running before the cockpit opens: it selects the top row, and a running job sorts
+    # above a starting one, so an earlier look could pick the older job.
+    for job_id in (first, second):
+        wait_state(d, job_id, JobState.RUNNING)
     app = Cockpit(d.home, CONFIG)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: len(listed(app)) == 2, "two jobs")
