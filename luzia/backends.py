@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from controllers.controller import TmuxController
     from luzia.config import Config
+    from luzia.workspace import Fetch
 
 JOB_MOUNT = "/luzia/job"
 """Where a container sees its job directory."""
@@ -191,6 +192,11 @@ class Backend(ABC):
     def host_path(self, job: Job, path: str) -> Path:
         """Where this host sees a file the job's processes name ``path``."""
         return Path(path)
+
+    def workspace_copy(self, job: Job) -> Fetch | None:
+        """How to bring the job's workspace here when it works on a copy of the workdir (a
+        swarm job's is on its node); ``None``: it works on the workdir itself."""
+        return None
 
     @abstractmethod
     def process_alive(self, job: Job, pid: int) -> bool:

@@ -48,6 +48,7 @@ from luzia.until import check_until, reached
 if TYPE_CHECKING:
     from luzia.backends import Backend as JobBackend
     from luzia.engine import Engine
+    from luzia.workspace import Fetch
 
 MAX_TASK_BYTES = 1024 * 1024
 """The largest task accepted (UTF-8 bytes): far beyond any prompt, small enough to paste."""
@@ -419,8 +420,8 @@ class ResponsiveDispatcher:
         from luzia import workspace
 
         job = self.store.resolve(job_id)
-        _refuse_swarm(job, "diff")
-        return workspace.diff(job.workdir, job.id, stat=stat)
+        fetch = self._workspace_copy(job)
+        return workspace.diff(job.workdir, job.id, stat=stat, fetch=fetch)
 
     def commit_job(
         self, job_id: str, *, branch: str | None = None, message: str | None = None
@@ -429,15 +430,24 @@ class ResponsiveDispatcher:
         from luzia import workspace
 
         job = self._finished_job(job_id, "commit")
-        _refuse_swarm(job, "commit")
-        return workspace.commit(job.workdir, job.id, branch=branch, message=message, task=job.task)
+        copied = self._workspace_copy(job) is not None
+        return workspace.commit(
+            job.workdir, job.id, branch=branch, message=message, task=job.task, copied=copied
+        )
+
+    def apply_job(self, job_id: str) -> bool:
+        """Bring the job's change into its workspace: a swarm job's from its copy, or one that
+        was reverted; ``False`` when the workspace already holds it."""
+        from luzia import workspace
+
+        job = self._finished_job(job_id, "apply")
+        return workspace.apply(job.workdir, job.id)
 
     def revert_job(self, job_id: str) -> Job:
         """Put the workspace back as it was before the job (refused if edited since)."""
         from luzia import workspace
 
         job = self._finished_job(job_id, "revert")
-        _refuse_swarm(job, "revert")
         workspace.revert(job.workdir, job.id)
         return job
 
@@ -445,7 +455,8 @@ class ResponsiveDispatcher:
         """A job that has ended, with its post-task snapshot taken.
 
         The engine takes that snapshot just after recording the end; a command that comes in
-        between takes it here (the job has ended, so the live workspace is its post state).
+        between takes it here (the job has ended, so the live workspace, or its copy, is its
+        post state).
         """
         from luzia import workspace
 
@@ -454,8 +465,13 @@ class ResponsiveDispatcher:
             raise UsageError(
                 f"cannot {action} job {job.id} while it is {job.state}; wait or kill it"
             )
-        workspace.ensure_post_task(job.workdir, job.id)
+        workspace.ensure_post_task(job.workdir, job.id, self._workspace_copy(job))
         return job
+
+    def _workspace_copy(self, job: Job) -> Fetch | None:
+        """Where a job that changed a copy of its workspace keeps it; ``None`` for the others
+        (asked of no backend: a local job's diff needs no Docker Engine)."""
+        return self._backend(job).workspace_copy(job) if job.backend == "swarm" else None
 
     def clean(self, *, all: bool = False) -> list[str]:
         """Remove every finished job (``all``: every job) with its container; return their ids.
@@ -499,15 +515,6 @@ class ResponsiveDispatcher:
     def close(self) -> None:
         """Close the store's connections (they also close when the dispatcher is collected)."""
         self.store.close()
-
-
-def _refuse_swarm(job: Job, action: str) -> None:
-    """A swarm job changed a copy of its workspace on its node, not the workdir here."""
-    if job.backend == "swarm":
-        raise UsageError(
-            f"luzia {action} is not supported for swarm jobs yet: job {job.id} changed its own "
-            f"copy of the workspace, volume luzia-{job.id} on its node (docs/swarm.md)"
-        )
 
 
 def _check_docker_job(given: list[str], backend: str) -> None:

@@ -451,10 +451,11 @@ class Engine:
         killed = state is JobState.KILLED
         if not self._drain_log(live, job, code, pane_gone, killed) and _disk_full(job.log_path):
             notes.append("log truncated: no space left on the device")
+        backend = self._backend(job)
         with contextlib.suppress(LuziaError, OSError):
-            self._backend(job).finished(job)
+            backend.finished(job)
         try:
-            workspace.ensure_post_task(job.workdir, job.id)
+            workspace.ensure_post_task(job.workdir, job.id, backend.workspace_copy(job))
         except LuziaError as exc:
             log.warning("job %s: no workspace snapshot after the job: %s", job.id, exc)
             notes.append(f"no workspace snapshot after the job: {exc}")
@@ -525,7 +526,8 @@ class Engine:
             return
         try:
             branch = f"luzia/{job.id}" if settings.commit == "branch" else None
-            sha = workspace.commit(job.workdir, job.id, branch=branch, task=job.task)
+            copied = self._backend(job).workspace_copy(job) is not None
+            sha = workspace.commit(job.workdir, job.id, branch=branch, task=job.task, copied=copied)
             where = branch or "the current branch"
             self._note_final(job, f"committed as {sha[:12]} on {where}")
         except workspace.NothingToCommit:

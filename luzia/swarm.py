@@ -8,8 +8,10 @@ and the control-mode stream runs there exactly as for a local container (a
 be bind-mounted from this host: ``run.sh`` and the job's files are copied into the container,
 and what it records there (its pid, the exit status, the pane's log) is copied back over the
 same endpoint whenever the engine looks (:meth:`SwarmBackend.sync`), also after an engine
-restart. The workspace is a named volume per job on its node, seeded from the job's workdir
-(docs/swarm.md says why). A task is never restarted: the restart policy is ``none``, so a job
+restart. The workspace is a copy of the job's workdir in the task's container; the engine
+records what the job made of it (a snapshot of the copy, in the workdir's repository here), so
+``luzia diff``, ``commit``, ``apply`` and ``revert`` work as for any job (docs/swarm.md says
+why). A task is never restarted: the restart policy is ``none``, so a job
 whose node is lost ends ``failed`` with ``node NAME lost`` and runs nowhere else.
 """
 
@@ -24,8 +26,9 @@ import stat
 import tarfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from controllers.docker_tmux import DockerTmuxController
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
     from controllers.controller import TmuxController
+    from luzia.workspace import Fetch
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,8 @@ NODE_FILE = "swarm-node"
 """In the job directory: the name of the node its task was placed on."""
 COPIED_BACK = (PID_FILE, EXIT_CODE_FILE, PGROUP_FILE, LOG_FILE)
 """What the container's job directory sends back to this host's."""
+WORKSPACE = "/workspace"
+"""The job's copy of its workdir, in its container."""
 
 
 class NodeLost(BackendError):
@@ -261,7 +267,7 @@ class SwarmBackend(DockerBackend):
             agent_home = prepare_home(job.job_dir, kind, caller_home, owner)
             files.update(_tree(agent_home, AGENT_HOME.lstrip("/")))
         if job.workdir is not None:
-            files.update(_tree(Path(job.workdir), "workspace"))
+            files.update(_tree(Path(job.workdir), WORKSPACE.lstrip("/")))
         with _docker_errors(f"cannot copy job {job.id} into container {container.short_id}"):
             if not container.put_archive("/", _tar(files, owner)):
                 raise BackendError(f"cannot copy job {job.id} into container {container.short_id}")
@@ -299,7 +305,7 @@ class SwarmBackend(DockerBackend):
                 container_labels={**labels, MANAGED_LABEL: "1"},
                 env=["LANG=C.UTF-8"],
                 user=user,
-                workdir="/workspace",
+                workdir=WORKSPACE,
                 resources=resources,
                 restart_policy=RestartPolicy(condition="none"),
                 constraints=self._constraints(job),
@@ -386,6 +392,24 @@ class SwarmBackend(DockerBackend):
                     extracted = tar.extractfile(member)
                     if extracted is not None:
                         _replace(job.job_dir / name, extracted.read())
+
+    def workspace_copy(self, job: Job) -> Fetch:
+        return lambda dest: self._fetch_workspace(job, dest)
+
+    def _fetch_workspace(self, job: Job, dest: Path) -> None:
+        """The job's copy of its workspace, from its container (running or not) into ``dest``."""
+        import docker.errors
+
+        located = self._locate(job)
+        gone = f"the container of job {job.id} is gone, and with it its copy of the workspace"
+        if located is None:
+            raise BackendError(gone)
+        with _docker_errors(f"cannot copy the workspace of job {job.id} from its container"):
+            try:
+                stream, _ = located[1].get_archive(WORKSPACE)
+            except docker.errors.NotFound:
+                raise BackendError(gone) from None
+            _unpack_workspace(stream, dest)
 
     def job_alive(self, job: Job) -> bool:
         try:
@@ -574,8 +598,9 @@ def _owner(user: str) -> tuple[int, int]:
     return int(uid), int(gid) if gid else int(uid)
 
 
-_Files = dict[str, tuple[bytes | None, int]]
-"""Path in the container -> (content, ``None`` for a directory; mode)."""
+_Files = dict[str, tuple[bytes | str | None, int]]
+"""Path in the container -> (content: bytes for a file, the target for a symlink, ``None`` for a
+directory; mode)."""
 
 
 def _job_files(job: Job) -> _Files:
@@ -594,8 +619,8 @@ def _job_files(job: Job) -> _Files:
 
 
 def _tree(root: Path, target: str) -> _Files:
-    """Every directory and regular file under ``root``, at ``target``, with its mode (symlinks
-    are skipped: they could point outside it)."""
+    """Every directory, regular file and symlink under ``root``, at ``target``, with its mode.
+    A symlink is copied as a link, never followed: what it points to here stays here."""
     files: _Files = {target: (None, root.stat().st_mode & 0o7777)}
     for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
@@ -607,6 +632,8 @@ def _tree(root: Path, target: str) -> _Files:
                 files[f"{prefix}/{name}"] = (None, st.st_mode & 0o7777)
             elif stat.S_ISREG(st.st_mode):
                 files[f"{prefix}/{name}"] = (Path(path).read_bytes(), st.st_mode & 0o7777)
+            elif stat.S_ISLNK(st.st_mode):
+                files[f"{prefix}/{name}"] = (os.readlink(path), 0o777)
     return files
 
 
@@ -622,10 +649,84 @@ def _tar(files: _Files, owner: tuple[int, int]) -> bytes:
             if data is None:
                 info.type = tarfile.DIRTYPE
                 tar.addfile(info)
+            elif isinstance(data, str):
+                info.type, info.linkname = tarfile.SYMTYPE, data
+                tar.addfile(info)
             else:
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
+
+
+def _unpack_workspace(chunks: Iterable[bytes], dest: Path) -> None:
+    """A container's ``/workspace`` archive into ``dest``: directories, regular files (the
+    executable bit kept, as git does) and symlinks, as links, never followed. Its ``.git`` is
+    left out: the repository here records the files. Whatever the job's processes made of the
+    copy, nothing lands outside ``dest``: an entry under a symlink or naming ``..`` is skipped,
+    and a file is never opened through a link."""
+    reader = io.BufferedReader(_Chunks(chunks), buffer_size=1 << 16)
+    with tarfile.open(fileobj=reader, mode="r|") as tar:
+        for member in tar:
+            parts = PurePosixPath(member.name).parts[1:]  # the first is "workspace"
+            if not parts or parts[0] == ".git" or ".." in parts or "/" in parts:
+                continue
+            if not _plain_dirs(dest, parts[:-1]):
+                continue
+            target = dest.joinpath(*parts)
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            if os.path.lexists(target):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if member.issym():
+                os.symlink(member.linkname, target)
+            elif member.isfile():
+                source = tar.extractfile(member)
+                mode = 0o755 if member.mode & 0o100 else 0o644
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                with os.fdopen(os.open(target, flags, mode), "wb") as out:
+                    if source is not None:
+                        shutil.copyfileobj(source, out)
+            elif member.islnk():
+                linked = PurePosixPath(member.linkname).parts[1:]
+                original = dest.joinpath(*linked)
+                if linked and ".." not in linked and _plain_dirs(dest, linked[:-1]):
+                    with contextlib.suppress(OSError):
+                        if original.is_file() and not original.is_symlink():
+                            shutil.copy2(original, target)
+
+
+def _plain_dirs(dest: Path, parts: tuple[str, ...]) -> bool:
+    """Whether each of ``parts`` below ``dest`` is a real directory or not there yet."""
+    path = dest
+    for part in parts:
+        path = path / part
+        if path.is_symlink() or (os.path.lexists(path) and not path.is_dir()):
+            return False
+    return True
+
+
+class _Chunks(io.RawIOBase):
+    """An iterable of byte chunks (a Docker API stream) read as a file."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._rest:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._rest = chunk
+        size = min(len(buffer), len(self._rest))
+        buffer[:size] = self._rest[:size]
+        self._rest = self._rest[size:]
+        return size
 
 
 def _replace(path: Path, data: bytes) -> None:

@@ -25,7 +25,6 @@ from luzia.config import Config
 from luzia.daemon import engine_status, start_engine, stop_engine
 from luzia.dispatcher import ResponsiveDispatcher
 from luzia.engine import Engine
-from luzia.errors import UsageError
 from luzia.jobs import FINAL_STATES, JobState
 from luzia.swarm import SwarmBackend
 from tests import cluster as test_cluster
@@ -200,8 +199,64 @@ def test_a_job_on_a_worker_takes_input_shows_its_screen_and_is_killed(
         killed = swarm.d.kill_job(job_id)
         assert killed.state is JobState.KILLED
         assert swarm.backend.job_alive(killed) is False
-        with pytest.raises(UsageError, match="not supported for swarm jobs yet"):
-            swarm.d.diff_job(job_id)
+    finally:
+        swarm.d.clean(all=True)
+        engine.stop()
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.mark.timeout(300)
+def test_a_job_on_a_worker_changes_its_copy_and_its_change_is_diffed_and_committed_here(
+    on_workers: Swarm,
+) -> None:
+    swarm = on_workers
+    repo = swarm.workspace
+    (repo / "gone.txt").write_text("deleted on the node\n")
+    (repo / "tool.sh").write_text("#!/bin/sh\n")
+    (repo / ".gitignore").write_text(".cache\n")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.name", "Ursula User")
+    _git(repo, "config", "user.email", "ursula@example.com")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "start")
+    (repo / "notes.txt").write_text("the user's own, uncommitted\n")
+    engine = Engine(swarm.home, swarm.config).start()
+    try:
+        job_id = swarm.dispatch(
+            "echo made on the node > made.txt && echo bye >> hello.txt && rm gone.txt && "
+            "chmod +x tool.sh && ln -s hello.txt link && echo ignored > .cache && "
+            "read -r line && echo later > later.txt"
+        )
+        swarm.wait_state(job_id, JobState.RUNNING)
+        deadline = time.monotonic() + 30
+        while "made.txt" not in (so_far := swarm.d.diff_job(job_id, stat=True)):
+            assert time.monotonic() < deadline, so_far
+            time.sleep(0.1)
+        swarm.d.send_input(job_id, "go")
+        assert swarm.d.wait_for_job(job_id, timeout=60).state is JobState.COMPLETED
+        assert not (repo / "made.txt").exists()  # the job changed its own copy
+        patch = swarm.d.diff_job(job_id)
+        for shown in ("b/made.txt", "+bye", "deleted file mode", "new mode 100755", "b/link"):
+            assert shown in patch
+        assert "later.txt" in patch and "notes.txt" not in patch and ".cache" not in patch
+        assert swarm.d.apply_job(job_id) is True
+        assert (repo / "later.txt").read_text() == "later\n"
+        assert os.readlink(repo / "link") == "hello.txt"
+        swarm.d.revert_job(job_id)
+        assert not (repo / "made.txt").exists() and (repo / "gone.txt").exists()
+        done = subprocess.run(
+            [sys.executable, "-m", "luzia", "commit", "--json", job_id],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        sha = json.loads(done.stdout)["commit"]
+        assert _git(repo, "rev-parse", "HEAD").strip() == sha
+        assert (repo / "made.txt").read_text() == "made on the node\n"
+        assert _git(repo, "status", "--porcelain").strip() == "?? notes.txt"
     finally:
         swarm.d.clean(all=True)
         engine.stop()

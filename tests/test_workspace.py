@@ -838,3 +838,102 @@ def test_revert_after_the_agent_left_a_conflicted_merge(tmp_path: Path) -> None:
     ws.post_task(repo, JOB)
     ws.revert(repo, JOB)
     assert exact_status(repo) == status
+
+
+# --- a job that changed a copy (a swarm job on its node) ----------------------------------------
+
+
+def copy_of(workspace: Path, where: Path) -> tuple[Path, ws.Fetch]:
+    """The copy a job elsewhere works on (without .git, as a swarm task's comes back), and the
+    fetch that brings it back here."""
+    shutil.copytree(workspace, where, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+
+    def fetch(dest: Path) -> None:
+        shutil.copytree(where, dest, symlinks=True, dirs_exist_ok=True)
+
+    return where, fetch
+
+
+def test_a_copy_is_diffed_applied_reverted_and_committed_here(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    dirty(repo)
+    status, files, before = exact_status(repo), contents(repo), fingerprint(repo)
+    ws.pre_task(repo, JOB)
+    copy, fetch = copy_of(repo, tmp_path / "copy")
+    agent_edits(copy)
+    (copy / "link").symlink_to("src/app.py")
+    assert headers(ws.diff(repo, JOB, fetch=fetch)) == AGENT_HEADERS | {("link", "link")}
+    ws.ensure_post_task(repo, JOB, fetch)
+    assert fingerprint(repo) == before  # recorded here, nothing of the user's touched
+    assert "new file mode 120000" in ws.diff(repo, JOB)
+    # apply: the job's change here, the user's own work as it was
+    assert ws.apply(repo, JOB) is True
+    assert (repo / "new_name.txt").read_text() == RENAMED
+    assert not (repo / "to_delete.txt").exists()
+    assert os.readlink(repo / "link") == "src/app.py"
+    assert not (repo / "agent.log").exists()  # ignored: never recorded, never brought
+    assert (repo / "README.md").read_text() == "# Project\n\nRead me, unstaged edit.\n"
+    assert ws.apply(repo, JOB) is False
+    ws.revert(repo, JOB)
+    assert exact_status(repo) == status
+    assert contents(repo) == files
+    # commit on the current branch brings the change here too; the user's stays uncommitted
+    sha = ws.commit(repo, JOB, copied=True)
+    assert git(repo, "rev-parse", "HEAD").strip() == sha
+    assert (repo / "new_dir" / "deep" / "file.py").read_text() == "print('new')\n"
+    assert tree_files(repo, "HEAD") >= {"new_name.txt", "link", "image.png"}
+    assert "notes.txt" not in tree_files(repo, "HEAD")
+    assert "README.md" in git(repo, "status", "--porcelain")
+
+
+def test_a_copy_commit_that_is_refused_leaves_the_workspace_as_it_was(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    dirty(repo)
+    status, files = exact_status(repo), contents(repo)
+    ws.pre_task(repo, JOB)
+    copy, fetch = copy_of(repo, tmp_path / "copy")
+    write(copy / "README.md", "# Project\n\nRead me, the agent's edit of the user's line.\n")
+    ws.ensure_post_task(repo, JOB, fetch)
+    with pytest.raises(ws.ChangesOverlap):
+        ws.commit(repo, JOB, copied=True)
+    assert exact_status(repo) == status
+    assert contents(repo) == files
+    # a change here since the job started: apply refuses, commit too, nothing is lost
+    write(repo / "src" / "util.py", "the user's later edit\n")
+    for refused in (lambda: ws.apply(repo, JOB), lambda: ws.commit(repo, JOB, copied=True)):
+        with pytest.raises(ws.WorkspaceChanged, match=r"src/util\.py changed .* since job"):
+            refused()
+    assert (repo / "src" / "util.py").read_text() == "the user's later edit\n"
+
+
+def test_a_copy_of_a_subdirectory_keeps_the_ignore_rules_from_above(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    sub = repo / "src"
+    ws.pre_task(sub, JOB)
+    copy, fetch = copy_of(sub, tmp_path / "copy")
+    write(copy / "app.py", "rewritten on the node\n")
+    write(copy / "run.log", "ignored by the repository's top .gitignore\n")
+    write(copy / "build" / "x.o", b"ignored too")
+    ws.ensure_post_task(sub, JOB, fetch)
+    assert headers(ws.diff(sub, JOB)) == {("src/app.py", "src/app.py")}
+    assert ws.apply(sub, JOB) is True
+    assert (sub / "app.py").read_text() == "rewritten on the node\n"
+    assert (sub / "util.py").read_text() == "def util():\n    return 1\n"
+    ws.revert(sub, JOB)
+    assert (sub / "app.py").read_text() == ORIGINAL_APP
+
+
+def test_apply_after_revert_brings_a_local_jobs_change_back(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    ws.pre_task(repo, JOB)
+    agent_edits(repo)
+    git(repo, "add", "new_dir")
+    git(repo, "commit", "-q", "-m", "the agent commits")
+    agent_commit = git(repo, "rev-parse", "HEAD").strip()
+    ws.post_task(repo, JOB)
+    after = exact_status(repo)
+    assert ws.apply(repo, JOB) is False  # it is already here
+    ws.revert(repo, JOB)
+    assert ws.apply(repo, JOB) is True
+    assert git(repo, "rev-parse", "HEAD").strip() == agent_commit
+    assert exact_status(repo) == after

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "kill": "luzia.cli.kill",
     "diff": "luzia.cli.changes",
     "commit": "luzia.cli.changes",
+    "apply": "luzia.cli.changes",
     "revert": "luzia.cli.changes",
     "rm": "luzia.cli.remove",
     "clean": "luzia.cli.remove",

@@ -1,4 +1,4 @@
-"""``luzia diff``, ``luzia commit``, ``luzia revert``: what a job changed in its git workspace.
+"""``luzia diff``, ``commit``, ``apply``, ``revert``: what a job changed in its git workspace.
 
 Before a job starts and after it ends, luzia records the workspace (HEAD, staged, unstaged and
 untracked files) under ``refs/luzia/<job>/``, without touching the working tree or the index;
@@ -63,6 +63,24 @@ def commit(
         click.echo(to_json({"job": job.id, "commit": sha, "branch": target}))
     else:
         click.echo(f"committed {job.id} as {sha[:12]} on {target or 'the current branch'}")
+
+
+@click.command()
+@click.argument("job_id", metavar="JOB")
+@pass_app
+def apply(app: App, job_id: str) -> None:
+    """Bring JOB's change into its workspace, without committing it.
+
+    For a job that changed a copy of the workspace (a swarm job, on its node) or whose change
+    was reverted. Refused if the workspace changed since the job started; harmless when the
+    workspace already holds the change.
+    """
+    dispatcher = app.dispatcher()
+    job = dispatcher.get_status(job_id)
+    if dispatcher.apply_job(job.id):
+        click.echo(f"applied {job.id}: {job.workdir} holds its change")
+    else:
+        click.echo(f"{job.id}: {job.workdir} already holds its change")
 
 
 @click.command()

@@ -16,7 +16,7 @@ The unit is the workspace directory. When it is a subdirectory of a repository, 
 under it are recorded, shown, committed and reverted; HEAD and the branches are the repository's.
 
 One concept per module: ``git`` runs git safely, ``snapshots`` records and reads the snapshots,
-``trees`` is the tree plumbing, ``changes`` holds diff, commit and revert. Callers use this
+``trees`` is the tree plumbing, ``changes`` holds diff, commit, apply and revert. Callers use this
 package's names (``workspace.pre_task``, ``workspace.commit``...). See
 ``docs/workspace-safety.md`` for the snapshot format and the exact rules.
 """
@@ -25,6 +25,7 @@ from luzia.workspace.changes import (
     ChangesOverlap,
     NothingToCommit,
     WorkspaceChanged,
+    apply,
     commit,
     diff,
     revert,
@@ -37,6 +38,7 @@ from luzia.workspace.git import (
 from luzia.workspace.snapshots import (
     REF_NAMESPACE,
     SNAPSHOT_IDENTITY,
+    Fetch,
     JobSnapshots,
     NoSnapshot,
     Snapshot,
@@ -57,6 +59,7 @@ __all__ = [
     "SAFE_CONFIG",
     "SNAPSHOT_IDENTITY",
     "ChangesOverlap",
+    "Fetch",
     "JobSnapshots",
     "NoSnapshot",
     "NotAGitWorkspace",
@@ -64,6 +67,7 @@ __all__ = [
     "Snapshot",
     "WorkspaceChanged",
     "WorkspaceError",
+    "apply",
     "commit",
     "diff",
     "ensure_post_task",

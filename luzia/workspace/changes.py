@@ -21,15 +21,18 @@ from luzia.workspace.git import (
     resolve_commit,
 )
 from luzia.workspace.snapshots import (
+    Fetch,
     NoSnapshot,
     Snapshot,
     WorkspaceState,
     capture,
+    fetched,
     finished_snapshots,
     read_job_snapshots,
 )
 from luzia.workspace.trees import (
     Entry,
+    FileChange,
     diff_trees,
     empty_tree,
     index_info,
@@ -55,11 +58,14 @@ class NothingToCommit(WorkspaceError):
     """The job changed nothing that a commit could hold."""
 
 
-def diff(workspace: Path | str, job_id: str, *, stat: bool = False) -> str:
+def diff(
+    workspace: Path | str, job_id: str, *, stat: bool = False, fetch: Fetch | None = None
+) -> str:
     """Exactly what job ``job_id`` changed in the workspace, as a git diff.
 
     Pre against post snapshot; while the job has no post snapshot yet, pre against the workspace
-    as it is now (a temporary snapshot, stored under no ref). Renames are detected; binary files
+    as it is now (a temporary snapshot, stored under no ref), or against the copy ``fetch``
+    brings for a job that works on a copy. Renames are detected; binary files
     show as ``Binary files ... differ``. ``stat`` gives ``git diff --stat --summary`` instead.
     Bytes that are not UTF-8 come out as U+FFFD.
     """
@@ -73,7 +79,7 @@ def diff(workspace: Path | str, job_id: str, *, stat: bool = False) -> str:
     if snaps.post is not None:
         after = snaps.post.tree
     else:
-        with capture(repo) as state:
+        with fetched(repo, fetch) as source, capture(source) as state:
             after = state.tree
     shape = ["--stat=120", "--summary"] if stat else []
     out = repo.run(
@@ -102,8 +108,13 @@ def commit(
     message: str | None = None,
     branch: str | None = None,
     task: str | None = None,
+    copied: bool = False,
 ) -> str:
     """Commit exactly the agent's change (post minus pre snapshot); return the new commit's sha.
+
+    ``copied``: the job changed a copy of the workspace (a swarm job). On the current branch its
+    change is then first brought into the workspace (:func:`apply`), so the working tree holds
+    what was committed as after any other job, and taken back out if the commit is refused.
 
     With ``branch=None`` the commit goes on the current branch (or detached HEAD), which must
     not have moved since the pre snapshot, and the working tree must still equal the post
@@ -115,6 +126,12 @@ def commit(
     A file both the user (before the job) and the agent changed is merged line by line so that
     only the agent's lines are committed; if that fails, ``ChangesOverlap`` is raised.
     """
+    if copied and branch is None and apply(workspace, job_id):
+        try:
+            return commit(workspace, job_id, message=message, task=task)
+        except WorkspaceError:
+            revert(workspace, job_id)
+            raise
     repo = require_repo(Path(workspace), "commit")
     pre, post = finished_snapshots(repo, job_id, "commit")
     target = _branch_ref(repo, branch) if branch is not None else None
@@ -142,6 +159,30 @@ def commit(
     return sha
 
 
+def apply(workspace: Path | str, job_id: str) -> bool:
+    """Bring job ``job_id``'s change into the workspace: the mirror of :func:`revert`, for a
+    job that changed a copy (a swarm job) or whose change was reverted. ``False`` when the
+    workspace already holds it.
+
+    Refuses with ``WorkspaceChanged`` unless the workspace is as it was before the job (files,
+    HEAD and branch), since a change made since could be lost or mixed in; refuses over
+    ignored files where the job created files.
+    """
+    repo = require_repo(Path(workspace), "apply")
+    pre, post = finished_snapshots(repo, job_id, "apply")
+    with capture(repo) as state:
+        if _holds(repo, state, post):
+            return False
+        _check_unchanged(repo, job_id, pre, state, "apply it", since="started")
+        forward = diff_trees(repo, state.tree, post.tree)
+        _check_nothing_in_the_way(repo, job_id, [c.path for c in forward if c.old is None], "apply")
+        _check_out(repo, state, forward, post)
+    _move_head(repo, state, post, f"luzia apply: job {job_id}")
+    if post.index_commit is not None:
+        _restore_index(repo, post.index_commit)
+    return True
+
+
 def revert(workspace: Path | str, job_id: str) -> None:
     """Put the workspace back as it was before job ``job_id``: files, index, HEAD and branch.
 
@@ -155,33 +196,48 @@ def revert(workspace: Path | str, job_id: str) -> None:
     repo = require_repo(Path(workspace), "revert")
     pre, post = finished_snapshots(repo, job_id, "revert")
     with capture(repo) as state:
-        if (state.head, state.branch) == (pre.head, pre.branch) and trees_agree(
-            repo, state.tree, pre.tree
-        ):
+        if _holds(repo, state, pre):
             return
         _check_unchanged(repo, job_id, post, state, "revert it")
         back = diff_trees(repo, state.tree, pre.tree)
-        _check_nothing_in_the_way(repo, job_id, [c.path for c in back if c.old is None])
-        if repo.prefix:
-            goal = tree_with(repo, state.tree, [(c.path, c.new) for c in back])
-        else:
-            goal = pre.tree
-        repo.run("read-tree", "-m", "-u", state.tree, goal, index=state.index_file)
-    reflog = f"luzia revert: job {job_id}"
-    if pre.branch is None:
-        if pre.head is not None and (state.branch is not None or state.head != pre.head):
-            repo.run("update-ref", "--no-deref", "-m", reflog, "HEAD", pre.head)
-    else:
-        if state.branch != pre.branch:
-            repo.run("symbolic-ref", "-m", reflog, "HEAD", pre.branch)
-        now = resolve_commit(repo, pre.branch)
-        if now != pre.head:
-            if pre.head is None:
-                repo.run("update-ref", "-m", reflog, "-d", pre.branch, now or "")
-            else:
-                _update_ref(repo, pre.branch, pre.head, now or "", reflog, pre.branch)
+        _check_nothing_in_the_way(repo, job_id, [c.path for c in back if c.old is None], "revert")
+        _check_out(repo, state, back, pre)
+    _move_head(repo, state, pre, f"luzia revert: job {job_id}")
     if pre.index_commit is not None:
         _restore_index(repo, pre.index_commit)
+
+
+def _holds(repo: Repo, state: WorkspaceState, snap: Snapshot) -> bool:
+    """Whether the workspace is exactly as ``snap`` recorded it: files, HEAD and branch."""
+    same_head = (state.head, state.branch) == (snap.head, snap.branch)
+    return same_head and trees_agree(repo, state.tree, snap.tree)
+
+
+def _check_out(
+    repo: Repo, state: WorkspaceState, changes: Sequence[FileChange], goal: Snapshot
+) -> None:
+    """Make the working tree's files those of ``goal`` (only under a subdirectory workspace)."""
+    if repo.prefix:
+        tree = tree_with(repo, state.tree, [(c.path, c.new) for c in changes])
+    else:
+        tree = goal.tree
+    repo.run("read-tree", "-m", "-u", state.tree, tree, index=state.index_file)
+
+
+def _move_head(repo: Repo, state: WorkspaceState, goal: Snapshot, reflog: str) -> None:
+    """Put HEAD and its branch where ``goal`` recorded them."""
+    if goal.branch is None:
+        if goal.head is not None and (state.branch is not None or state.head != goal.head):
+            repo.run("update-ref", "--no-deref", "-m", reflog, "HEAD", goal.head)
+        return
+    if state.branch != goal.branch:
+        repo.run("symbolic-ref", "-m", reflog, "HEAD", goal.branch)
+    now = resolve_commit(repo, goal.branch)
+    if now != goal.head:
+        if goal.head is None:
+            repo.run("update-ref", "-m", reflog, "-d", goal.branch, now or "")
+        else:
+            _update_ref(repo, goal.branch, goal.head, now or "", reflog, goal.branch)
 
 
 def _agent_change_onto(
@@ -256,34 +312,44 @@ def _check_on_pre_head(repo: Repo, job_id: str, pre: Snapshot) -> None:
 
 
 def _check_unchanged(
-    repo: Repo, job_id: str, post: Snapshot, state: WorkspaceState, action: str
+    repo: Repo,
+    job_id: str,
+    snap: Snapshot,
+    state: WorkspaceState,
+    action: str,
+    *,
+    since: str = "ended",
 ) -> None:
-    """Refuse when the workspace is no longer what the post snapshot recorded."""
-    if (state.head, state.branch) != (post.head, post.branch):
+    """Refuse when the workspace is no longer what ``snap`` (taken when the job ``since``)
+    recorded."""
+    if (state.head, state.branch) != (snap.head, snap.branch):
         raise WorkspaceChanged(
             f"HEAD is at {_where(state.branch, state.head)}, but was at "
-            f"{_where(post.branch, post.head)} when job {job_id} ended; refusing to {action}"
+            f"{_where(snap.branch, snap.head)} when job {job_id} {since}; refusing to {action}"
         )
-    if not trees_agree(repo, state.tree, post.tree):
-        changed = [c.path for c in diff_trees(repo, post.tree, state.tree)]
+    if not trees_agree(repo, state.tree, snap.tree):
+        changed = [c.path for c in diff_trees(repo, snap.tree, state.tree)]
+        after = "after" if since == "ended" else "since"
         raise WorkspaceChanged(
-            f"{_paths(changed)} changed in {repo.workspace} after job {job_id} ended; refusing "
-            f"to {action}, which would lose or mix in those changes (see git status)"
+            f"{_paths(changed)} changed in {repo.workspace} {after} job {job_id} {since}; "
+            f"refusing to {action}, which would lose or mix in those changes (see git status)"
         )
 
 
-def _check_nothing_in_the_way(repo: Repo, job_id: str, coming_back: Sequence[bytes]) -> None:
-    """Refuse to revert over ignored files: ``read-tree -u`` would silently overwrite them."""
+def _check_nothing_in_the_way(
+    repo: Repo, job_id: str, coming: Sequence[bytes], action: str
+) -> None:
+    """Refuse to write files over ignored ones: ``read-tree -u`` would silently overwrite them."""
     blocked = []
-    for path in coming_back:
+    for path in coming:
         target = repo.top / os.fsdecode(path)
         parents = [p for p in target.parents if p.is_relative_to(repo.top) and p != repo.top]
         if os.path.lexists(target) or any(p.is_symlink() or p.is_file() for p in parents):
             blocked.append(path)
     if blocked:
         raise WorkspaceChanged(
-            f"{_paths(blocked)} must come back to revert job {job_id}, but ignored files are in "
-            "the way; move them elsewhere and revert again"
+            f"{_paths(blocked)} must be written to {action} job {job_id}, but ignored files are "
+            f"in the way; move them elsewhere and {action} again"
         )
 
 

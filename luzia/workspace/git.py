@@ -7,6 +7,7 @@ quotes what git said.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from collections.abc import Collection, Sequence
@@ -114,13 +115,22 @@ def git_error(
 
 @dataclass(frozen=True, slots=True)
 class Repo:
-    """A workspace known to be in a git working tree; ``prefix`` is its path from the top."""
+    """A workspace known to be in a git working tree; ``prefix`` is its path from the top.
+
+    ``work_tree``: the files are read from there instead (:meth:`elsewhere`)."""
 
     workspace: Path
     top: Path
     git_dir: Path
     index: Path
     prefix: str
+    work_tree: Path | None = None
+
+    def elsewhere(self, top: Path) -> Repo:
+        """This repository with its files read from ``top`` (a copy of the working tree, the
+        workspace at ``top/prefix``): a snapshot of a workspace that lives on another machine,
+        recorded here."""
+        return dataclasses.replace(self, workspace=top / self.prefix, top=top, work_tree=top)
 
     def run(
         self,
@@ -130,6 +140,8 @@ class Repo:
         input: bytes | None = None,
         ok: Collection[int] = (0,),
     ) -> subprocess.CompletedProcess[bytes]:
+        if self.work_tree is not None:
+            env = {**(env or {}), "GIT_DIR": str(self.git_dir), "GIT_WORK_TREE": str(self.top)}
         return run_git(self.workspace, args, index=index, env=env, input=input, ok=ok)
 
     def out(

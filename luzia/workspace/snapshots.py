@@ -8,6 +8,7 @@ one-active-job-per-workspace policy.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import re
@@ -27,7 +28,6 @@ from luzia.workspace.git import (
     git_error,
     head_and_branch,
     require_repo,
-    run_git,
 )
 
 REF_NAMESPACE = "refs/luzia"
@@ -80,8 +80,14 @@ class JobSnapshots:
     post: Snapshot | None
 
 
-def snapshot(workspace: Path | str, ref: str) -> Snapshot | None:
-    """Record the full state of ``workspace`` under ``ref``, touching nothing of the user's.
+Fetch = Callable[[Path], None]
+"""Writes the files of a workspace that lives elsewhere (a swarm job's copy on its node) into
+an empty directory; a snapshot then records those files in the workspace's repository here."""
+
+
+def snapshot(workspace: Path | str, ref: str, fetch: Fetch | None = None) -> Snapshot | None:
+    """Record the full state of ``workspace`` under ``ref``, touching nothing of the user's;
+    with ``fetch``, the state of the copy it brings (HEAD and the index are this one's).
 
     ``None`` when the workspace is not in a git repository (or git ignores it). Raises
     ``WorkspaceError`` when git fails, e.g. on a file it cannot read.
@@ -91,7 +97,7 @@ def snapshot(workspace: Path | str, ref: str) -> Snapshot | None:
     repo = find_repo(Path(workspace))
     if isinstance(repo, str):
         return None
-    with capture(repo) as state:
+    with fetched(repo, fetch) as source, capture(source) as state:
         index_commit = None
         if state.index_tree is not None:
             index_commit = repo.out(
@@ -136,13 +142,16 @@ def pre_task(workspace: Path | str, job_id: str) -> Snapshot | None:
     return snapshot(workspace, job_ref(job_id, "pre"))
 
 
-def post_task(workspace: Path | str, job_id: str) -> Snapshot | None:
+def post_task(workspace: Path | str, job_id: str, fetch: Fetch | None = None) -> Snapshot | None:
     """Snapshot the workspace after job ``job_id`` ended, under ``refs/luzia/<job>/post``."""
-    return snapshot(workspace, job_ref(job_id, "post"))
+    return snapshot(workspace, job_ref(job_id, "post"), fetch)
 
 
-def ensure_post_task(workspace: Path | str, job_id: str) -> Snapshot | None:
-    """The job's post-task snapshot: the existing one, or one taken now.
+def ensure_post_task(
+    workspace: Path | str, job_id: str, fetch: Fetch | None = None
+) -> Snapshot | None:
+    """The job's post-task snapshot: the existing one, or one taken now (of the copy ``fetch``
+    brings, for a job that changed a copy of the workspace).
 
     The engine takes it when a job ends; a command (``luzia commit``) may ask first. A lock
     per job in the git directory makes the two take turns, so the ref is written once and
@@ -153,7 +162,7 @@ def ensure_post_task(workspace: Path | str, job_id: str) -> Snapshot | None:
         return None
     with _job_lock(repo, job_id):
         existing = read_job_snapshots(repo, job_id).post
-        return existing if existing is not None else post_task(workspace, job_id)
+        return existing if existing is not None else post_task(workspace, job_id, fetch)
 
 
 @contextmanager
@@ -243,6 +252,26 @@ class WorkspaceState:
 
 
 @contextmanager
+def fetched(repo: Repo, fetch: Fetch | None) -> Iterator[Repo]:
+    """``repo`` itself, or with ``fetch``: the repository with its files read from a temporary
+    copy that ``fetch`` fills, laid out like the working tree (the workspace at its prefix,
+    the ``.gitignore`` files of the directories above it copied, so the same files are ignored)."""
+    if fetch is None:
+        yield repo
+        return
+    with tempfile.TemporaryDirectory(prefix="luzia-copy-") as tmp:
+        top = Path(tmp)
+        here = top / repo.prefix
+        here.mkdir(parents=True, exist_ok=True)
+        for above in Path(repo.prefix).parents:
+            ignore = repo.top / above / ".gitignore"
+            if ignore.is_file() and not ignore.is_symlink():
+                shutil.copyfile(ignore, top / above / ".gitignore")
+        fetch(here)
+        yield repo.elsewhere(top)
+
+
+@contextmanager
 def capture(repo: Repo) -> Iterator[WorkspaceState]:
     """Write the workspace's trees through a temporary index, which lives until the exit."""
     head, branch = head_and_branch(repo)
@@ -260,9 +289,10 @@ def capture(repo: Repo) -> Iterator[WorkspaceState]:
             raise git_error(repo.workspace, ("add",), added)
         tree = _write_tree(repo, index)
         if tree is None:  # conflicts outside a subdirectory workspace: take those files as they are
-            listed = run_git(repo.top, ("ls-files", "-u", "-z"), index=index).stdout
+            top = dataclasses.replace(repo, workspace=repo.top)
+            listed = top.run("ls-files", "-u", "-z", index=index).stdout
             paths = {os.fsdecode(rec.split(b"\t", 1)[1]) for rec in listed.split(b"\0") if rec}
-            run_git(repo.top, ("add", "--all", "--", *sorted(paths)), index=index)
+            top.run("add", "--all", "--", *sorted(paths), index=index)
             tree = repo.out("write-tree", index=index)
         yield WorkspaceState(tree, index_tree, head, branch, index)
 

@@ -1,0 +1,80 @@
+"""A swarm job's copy of its workspace, as its container's archive brings it back: whatever the
+job's processes made of the copy, nothing lands outside the directory it is unpacked into."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+from luzia.swarm import _tar, _tree, _unpack_workspace
+
+
+def archive(*members: tuple[str, bytes | str | None, int]) -> list[bytes]:
+    """A tar like ``GET /containers/ID/archive?path=/workspace``, in small chunks: ``data`` is
+    bytes for a file, ``None`` for a directory, a target for a link (mode 0: a hard link)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data, mode in members:
+            info = tarfile.TarInfo(name)
+            info.mode = mode
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif isinstance(data, str):
+                info.type, info.linkname = (tarfile.LNKTYPE if mode == 0 else tarfile.SYMTYPE), data
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    raw = out.getvalue()
+    return [raw[i : i + 777] for i in range(0, len(raw), 777)]
+
+
+def test_files_links_and_modes_come_back_and_nothing_escapes(tmp_path: Path) -> None:
+    dest, outside = tmp_path / "dest", tmp_path / "outside"
+    dest.mkdir()
+    outside.mkdir()
+    chunks = archive(
+        ("workspace", None, 0o755),
+        ("workspace/src", None, 0o755),
+        ("workspace/src/app.py", b"print(1)\n", 0o644),
+        ("workspace/run.sh", b"#!/bin/sh\n", 0o700),
+        ("workspace/link", "src/app.py", 0o777),
+        ("workspace/same", "workspace/src/app.py", 0),  # a hard link
+        ("workspace/.git", None, 0o755),
+        ("workspace/.git/config", b"[core]\n", 0o644),
+        ("workspace/../escape.txt", b"no", 0o644),
+        ("workspace/out", str(outside), 0o777),
+        ("workspace/out/planted.txt", b"through a link", 0o644),
+        ("workspace/link", b"a second entry over the link", 0o644),
+    )
+    _unpack_workspace(chunks, dest)
+    assert (dest / "src" / "app.py").read_bytes() == b"print(1)\n"
+    assert os.stat(dest / "run.sh").st_mode & 0o777 == 0o755
+    assert os.stat(dest / "src" / "app.py").st_mode & 0o777 == 0o644
+    assert os.readlink(dest / "link") == "src/app.py"
+    assert (dest / "same").read_bytes() == b"print(1)\n"
+    assert not (dest / ".git").exists()
+    assert not (tmp_path / "escape.txt").exists()
+    assert os.readlink(dest / "out") == str(outside)
+    assert list(outside.iterdir()) == []
+    assert (dest / "src" / "app.py").read_bytes() == b"print(1)\n"
+
+
+def test_what_goes_into_the_container_comes_back_the_same(tmp_path: Path) -> None:
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    (src / "deep").mkdir(parents=True)
+    (src / "deep" / "tool").write_bytes(b"#!/bin/sh\n")
+    (src / "deep" / "tool").chmod(0o755)
+    (src / "notes.txt").write_text("notes\n")
+    (src / "to-notes").symlink_to("notes.txt")
+    (src / "to-etc").symlink_to("/etc")
+    dest.mkdir()
+    raw = _tar(_tree(src, "workspace"), (os.getuid(), os.getgid()))
+    _unpack_workspace([raw], dest)
+    assert (dest / "deep" / "tool").read_bytes() == b"#!/bin/sh\n"
+    assert os.stat(dest / "deep" / "tool").st_mode & 0o111
+    assert os.readlink(dest / "to-notes") == "notes.txt"
+    assert os.readlink(dest / "to-etc") == "/etc"
