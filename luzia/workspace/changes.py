@@ -348,8 +348,9 @@ def _check_nothing_in_the_way(
             blocked.append(path)
     if blocked:
         raise WorkspaceChanged(
-            f"{_paths(blocked)} must be written to {action} job {job_id}, but ignored files are "
-            f"in the way; move them elsewhere and {action} again"
+            f"{_paths(blocked)} must {'come back' if action == 'revert' else 'be created'} to "
+            f"{action} job {job_id}, but ignored files are in the way; move them elsewhere and "
+            f"{action} again"
         )
 
 
