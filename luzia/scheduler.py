@@ -35,11 +35,12 @@ def plan_starts(
     busy_with: BusyCheck,
 ) -> Plan:
     """Start what fits: under ``max_concurrent`` in all, under each project's limit, and at most
-    one agent per workspace (agents in one git working tree share its HEAD and branch)."""
+    one agent per workspace (agents in one git working tree share its HEAD and branch), swarm
+    jobs aside."""
     active = list(active)
     running = len(active)
     per_project = collections.Counter(job.project for job in active)
-    busy: dict[Path, str] = {job.workdir: job.id for job in active if job.agent}
+    busy: dict[Path, str] = {job.workdir: job.id for job in active if _in_workspace(job)}
     start: list[Job] = []
     waiting: dict[str, str] = {}
     for job in queued_oldest_first:
@@ -48,15 +49,21 @@ def plan_starts(
         limit = project_limit(job.project)
         if limit is not None and per_project[job.project] >= limit:
             continue
-        if job.agent and (other := busy_with(job.workdir, busy)):
+        if _in_workspace(job) and (other := busy_with(job.workdir, busy)):
             waiting[job.id] = f"waiting: job {busy[other]} has an agent in this workspace"
             continue
         start.append(job)
         running += 1
         per_project[job.project] += 1
-        if job.agent:
+        if _in_workspace(job):
             busy[job.workdir] = job.id
     return Plan(start, waiting)
+
+
+def _in_workspace(job: Job) -> bool:
+    """An agent that works in the workdir itself; a swarm job's works on a copy on its node,
+    so any number of them may share one workdir (their changes come back as snapshots)."""
+    return bool(job.agent) and job.backend != "swarm"
 
 
 def expired(finished: Iterable[Job], *, now: float, retention: float | None) -> list[Job]:

@@ -63,6 +63,19 @@ def test_one_agent_per_workspace_and_plain_commands_are_not_held() -> None:
     }
 
 
+def test_swarm_agents_work_on_copies_and_share_a_workspace_with_anyone() -> None:
+    queued = [
+        job("swarm2", agent="claude", workdir=Path("/repo"), backend="swarm"),
+        job("local2", agent="claude", workdir=Path("/repo")),
+        job("swarm3", agent="claude", workdir=Path("/repo"), backend="swarm"),
+    ]
+    running = [job("swarm1", agent="claude", workdir=Path("/repo"), backend="swarm")]
+    plan = plan_starts(
+        queued, running, max_concurrent=10, project_limit=lambda _: None, busy_with=same_path
+    )
+    assert ids(plan.start) == ["swarm2", "local2", "swarm3"]
+
+
 def test_retention_picks_only_old_jobs_that_still_hold_a_pane() -> None:
     jobs = [
         job("old", finished_at=100.0, container_id="c1"),
