@@ -158,6 +158,12 @@ class ResponsiveDispatcher:
         if chosen_backend != "local":
             layered = own.over(settings.container) if settings else own
             container = layered.over(self.config.defaults.container).resolved(workspace)
+            if chosen_backend == "swarm" and container.mounts:
+                named = ", ".join(map(str, container.mounts))
+                raise UsageError(
+                    f"mounts ({named}) are not for swarm jobs: a host path would name a path on "
+                    "whichever node runs the job; put what the job needs in its workdir or image"
+                )
         launch = Launch(
             profile, os.environ.get("PATH"), chosen_network, container, os.path.expanduser("~")
         )

@@ -296,6 +296,8 @@ class SwarmBackend(DockerBackend):
             mem_limit=memory,
             mem_reservation=memory,
         )
+        if settings and settings.pids:  # API 1.41; the SDK's Resources has no argument for it
+            resources.setdefault("Limits", {})["Pids"] = settings.pids
         with _docker_errors(f"cannot create the swarm service of job {job.id}"):
             self.manager.services.create(
                 image,

@@ -175,6 +175,7 @@ def test_a_job_on_a_worker_takes_input_shows_its_screen_and_is_killed(
             "NanoCPUs": 250_000_000,
             "MemoryBytes": 256 * 1024**2,
         }
+        assert template["Resources"]["Limits"]["Pids"] == 512
         swarm.d.send_input(job_id, "over the node's engine")
         deadline = time.monotonic() + 30
         while "got:over the node's engine" not in swarm.log(job_id):

@@ -1,5 +1,6 @@
-"""A swarm job's copy of its workspace, as its container's archive brings it back: whatever the
-job's processes made of the copy, nothing lands outside the directory it is unpacked into."""
+"""The swarm backend's parts that need no cluster: a job's copy of its workspace as its
+container's archive brings it back (whatever the job made of the copy, nothing lands outside the
+directory it is unpacked into), and what a swarm job refuses at dispatch."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import os
 import tarfile
 from pathlib import Path
 
+import pytest
+
+from luzia.config import Config
+from luzia.dispatcher import ResponsiveDispatcher
+from luzia.errors import UsageError
 from luzia.swarm import _tar, _tree, _unpack_workspace
 
 
@@ -78,3 +84,12 @@ def test_what_goes_into_the_container_comes_back_the_same(tmp_path: Path) -> Non
     assert os.stat(dest / "deep" / "tool").st_mode & 0o111
     assert os.readlink(dest / "to-notes") == "notes.txt"
     assert os.readlink(dest / "to-etc") == "/etc"
+
+
+def test_a_swarm_job_refuses_host_mounts_at_dispatch(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[swarm]\nmanager = "unix:///nowhere.sock"\n')
+    d = ResponsiveDispatcher(home=tmp_path / "home", config=Config.load(config))
+    with pytest.raises(UsageError, match=r"mounts \(/tmp:/data\) are not for swarm jobs"):
+        d.dispatch_task("true", workdir=tmp_path, backend="swarm", mounts=["/tmp:/data"])
+    assert d.list_jobs() == []
