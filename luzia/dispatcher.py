@@ -151,8 +151,14 @@ class ResponsiveDispatcher:
             _check_docker_job(given, chosen_backend)
         configured = (settings.network if settings else None) or self.config.defaults.network
         chosen_network = job_network(
-            network if network is not None else configured, check=chosen_backend != "local"
+            network if network is not None else configured,
+            check=chosen_backend not in ("local", "swarm"),  # swarm's are the manager's
         )
+        if chosen_backend == "swarm" and chosen_network == "none":
+            raise UsageError(
+                "network none is not for swarm jobs: a swarm service cannot run without a "
+                "network; leave it out (the node's default network) or name an overlay network"
+            )
         workspace = self._workdir(workdir, settings)
         container = None
         if chosen_backend != "local":

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
     from controllers.controller import TmuxController
+    from luzia.launch import Launch
     from luzia.workspace import Fetch
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ class SwarmBackend(DockerBackend):
         launch = read_launch(job.job_dir)
         settings = launch.container if launch and launch.container else None
         user = (settings.user if settings else None) or default_user(job.workdir)
-        self._create_service(job, home, user, settings)
+        self._create_service(job, home, user, launch)
         node, container = self._wait_running(job)
         write_private(job.job_dir / NODE_FILE, f"{node.name}\n".encode())
         owner = _owner(user)
@@ -275,7 +276,7 @@ class SwarmBackend(DockerBackend):
         controller.pipe_output(f"{JOB_MOUNT}/{LOG_FILE}", size_now=0)
         return controller
 
-    def _create_service(self, job: Job, home: Path, user: str, settings: Any) -> None:
+    def _create_service(self, job: Job, home: Path, user: str, launch: Launch | None) -> None:
         from docker.types import Resources, RestartPolicy
 
         from controllers.container import MANAGED_LABEL
@@ -288,6 +289,8 @@ class SwarmBackend(DockerBackend):
         labels = {"luzia.job": job.id, "luzia.home": str(home), "luzia.backend": "swarm"}
         if job.project:
             labels["luzia.project"] = job.project
+        settings = launch.container if launch else None
+        network = launch.network if launch else None
         cpus = settings.cpus if settings else None
         memory = _bytes(settings.memory) if settings and settings.memory else None
         resources = Resources(
@@ -313,6 +316,7 @@ class SwarmBackend(DockerBackend):
                 constraints=self._constraints(job),
                 init=True,
                 cap_drop=["ALL"],
+                networks=_service_networks(network),
             )
 
     def _constraints(self, job: Job) -> list[str]:
@@ -565,6 +569,18 @@ def _client(endpoint: str | None) -> docker.DockerClient:
             use_ssh_client=endpoint.startswith("ssh://"),
             timeout=30,
         )
+
+
+def _service_networks(network: str | None) -> list[str]:
+    """The networks a job's service joins: none named for luzia's own or ``bridge`` (the
+    node's default network: swarm has no bridge across nodes, nor one with containers kept
+    apart), else the one the job names: ``host``, or a swarm-scoped network such as an overlay
+    (swarm refuses the service, with its words, for any other)."""
+    from luzia.network import is_own
+
+    if network is None or is_own(network) or network == "bridge":
+        return []
+    return [network]
 
 
 def _recorded_node(job: Job) -> str | None:

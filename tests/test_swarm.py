@@ -176,6 +176,7 @@ def test_a_job_on_a_worker_takes_input_shows_its_screen_and_is_killed(
             "MemoryBytes": 256 * 1024**2,
         }
         assert template["Resources"]["Limits"]["Pids"] == 512
+        assert "Networks" not in template  # the node's default network
         swarm.d.send_input(job_id, "over the node's engine")
         deadline = time.monotonic() + 30
         while "got:over the node's engine" not in swarm.log(job_id):
@@ -231,9 +232,12 @@ def test_a_job_on_a_worker_changes_its_copy_and_its_change_is_diffed_and_committ
         job_id = swarm.dispatch(
             "echo made on the node > made.txt && echo bye >> hello.txt && rm gone.txt && "
             "chmod +x tool.sh && ln -s hello.txt link && echo ignored > .cache && "
-            "read -r line && echo later > later.txt"
+            "read -r line && echo later > later.txt",
+            network="host",
         )
         swarm.wait_state(job_id, JobState.RUNNING)
+        located = swarm.backend._locate(swarm.d.get_status(job_id))
+        assert located is not None and located[1].attrs["HostConfig"]["NetworkMode"] == "host"
         deadline = time.monotonic() + 30
         while "made.txt" not in (so_far := swarm.d.diff_job(job_id, stat=True)):
             assert time.monotonic() < deadline, so_far

@@ -93,3 +93,12 @@ def test_a_swarm_job_refuses_host_mounts_at_dispatch(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"mounts \(/tmp:/data\) are not for swarm jobs"):
         d.dispatch_task("true", workdir=tmp_path, backend="swarm", mounts=["/tmp:/data"])
     assert d.list_jobs() == []
+
+
+def test_a_swarm_job_refuses_network_none_at_dispatch(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[swarm]\nmanager = "unix:///nowhere.sock"\n')
+    d = ResponsiveDispatcher(home=tmp_path / "home", config=Config.load(config))
+    with pytest.raises(UsageError, match="network none is not for swarm jobs"):
+        d.dispatch_task("true", workdir=tmp_path, backend="swarm", network="none")
+    assert d.list_jobs() == []
