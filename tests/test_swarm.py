@@ -8,6 +8,7 @@ the other tests keep away from. The last process to use the cluster checks nothi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from typing import Any
 import pexpect
 import pytest
 
+from luzia.agents import BUILTIN_PROFILES
 from luzia.config import Config
 from luzia.daemon import engine_status, start_engine, stop_engine
 from luzia.dispatcher import ResponsiveDispatcher
@@ -28,8 +30,15 @@ from luzia.engine import Engine
 from luzia.jobs import FINAL_STATES, JobState
 from luzia.swarm import SwarmBackend
 from tests import cluster as test_cluster
+from tests.conftest import FAKE_AGENT, Events, idle, waiting
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("swarm")]
+
+FAKE = dataclasses.replace(
+    BUILTIN_PROFILES["fake-agent"], name="fake", command="bash ./fake-agent", start_timeout=60
+)
+"""The fake agent, run from the job's workspace (its copy on the node)."""
+FAKE_ENV = {"FAKE_AGENT_THINK": "0.2", "FAKE_AGENT_DROP_FAST_ENTER": "1"}
 
 MAIN = ("node.labels.spare!=1",)
 """The manager and the two workers: never the spare node the node-loss test stops."""
@@ -265,6 +274,41 @@ def test_a_job_on_a_worker_changes_its_copy_and_its_change_is_diffed_and_committ
     finally:
         swarm.d.clean(all=True)
         engine.stop()
+
+
+@pytest.mark.timeout(300)
+def test_an_interactive_agent_on_a_worker_is_followed_turn_by_turn_and_asks_a_person(
+    on_workers: Swarm,
+) -> None:
+    swarm = on_workers
+    repo = swarm.workspace
+    agent = repo / "fake-agent"
+    agent.write_bytes(FAKE_AGENT.read_bytes())
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=U", "-c", "user.email=u@x", "commit", "-q", "-m", "start")
+    config = dataclasses.replace(swarm.config, agents={"fake": FAKE})
+    d = ResponsiveDispatcher(home=swarm.home, config=config)
+    engine = Engine(swarm.home, config).start()
+    try:
+        job_id = d.dispatch_task(
+            "edit hello.txt: from the node",
+            workdir=repo, backend="swarm", agent="fake", env=FAKE_ENV,
+        )  # fmt: skip
+        events = Events(d, job_id)
+        events.until(idle("waiting at its prompt"), "the first turn ended")
+        d.send_input(job_id, "ask: Allow edit to second.txt?\nedit second.txt: answered")
+        assert "Allow edit to second.txt?" in events.until(waiting(), "the question").reason
+        d.send_input(job_id, "y", enter=False)
+        events.until(idle("waiting at its prompt"), "the answered turn ended")
+        assert "+answered" in d.diff_job(job_id)  # so far, from the node's copy
+        d.send_input(job_id, "exit 3")
+        assert d.wait_for_job(job_id, timeout=60).exit_code == 3
+        assert "+from the node" in d.diff_job(job_id)
+    finally:
+        d.clean(all=True)
+        engine.stop()
+        d.close()
 
 
 @pytest.mark.timeout(300)
