@@ -5,9 +5,12 @@ Why files: a hook is a process of the agent's, often several at once (Claude Cod
 of one event in parallel); a file written aside and renamed into place is whole when it appears,
 so no two records interleave, and records written while no engine runs wait for the next one.
 The directory is in the job's own directory, which a container sees at its job mount, so it
-works the same on every backend. ``signal.sh`` writes them; ``run.sh`` tells the job where it
-is in ``LUZIA_SIGNAL``: ``sh "$LUZIA_SIGNAL" NAME`` (no payload), ``NAME -`` (the payload on
-standard input: a Claude Code hook's JSON) or ``NAME PAYLOAD`` (Codex's ``notify`` argument).
+works the same on the local and docker backends. Where the engine cannot see it (a swarm task's,
+on another node), ``signal.sh`` hands each record to the job's tmux server and the engine hears
+of it on its control stream (``BELL_FILE``). ``signal.sh`` writes them; ``run.sh`` tells the
+job where it is in ``LUZIA_SIGNAL``: ``sh "$LUZIA_SIGNAL" NAME`` (no payload), ``NAME -`` (the
+payload on standard input: a Claude Code hook's JSON) or ``NAME PAYLOAD`` (Codex's ``notify``
+argument).
 
 What a signal means is its agent kind's business (:meth:`luzia.agents.kind.AgentKind.signal`);
 this module only moves them.
@@ -19,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -42,18 +46,41 @@ SIGNAL_VAR = "LUZIA_SIGNAL"
 PAYLOAD_LIMIT = 1 << 20
 """Bytes of a record read at most; a tool's input can be a whole file, its state needs little."""
 
+BELL_FILE = "signal.bell"
+"""In a job directory the engine does not see (a swarm task's, on another node): the path of
+the job's tmux socket, through which ``signal.sh`` hands its records over instead."""
+
+BELL_SESSION = "luzia-signals"
+"""The tmux session (one window, never attached) whose window ``signal.sh`` renames to ring."""
+
+BELL_BUFFER = "luzia-signal."
+"""The prefix of the paste buffers that carry records through a bell (then the record's name)."""
+
 SCRIPT = """\
 # Written by luzia: hands one signal of the job's agent to the engine. $1 names it; the payload
 # is $2, or standard input when $2 is "-" (never read otherwise: a terminal's input is the agent's).
 d="${0%/*}/signals"
 t="$d/.$$.$1"
+n="$(date +%s%N).$$.$1"
 case "${2-}" in
   -) cat > "$t" ;;
   *) printf '%s' "${2-}" > "$t" ;;
-esac && mv -f "$t" "$d/$(date +%s%N).$$.$1"
+esac && mv -f "$t" "$d/$n" || exit
+# Where the engine cannot see this directory (a swarm task's node), through the job's tmux
+# server: the record into a paste buffer (base64: no byte of it can pass for control-mode
+# framing), then a window renamed, which the engine hears at once on its control stream.
+b="${0%/*}/signal.bell"
+if [ -s "$b" ]; then
+  s=$(cat "$b")
+  base64 -w0 "$d/$n" | tmux -S "$s" load-buffer -b "luzia-signal.$n" - && rm -f "$d/$n" &&
+    tmux -S "$s" rename-window -t luzia-signals: "$n" 2>/dev/null
+fi
+exit 0
 """
 """Names sort by the time they were written (GNU date's nanoseconds); the pid keeps two
 written in the same nanosecond apart. Files starting with a dot are not done yet."""
+
+_RECORD_NAME = re.compile(r"[0-9]+\.[0-9]+\.[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -73,6 +100,19 @@ def write_signal_script(job_dir: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(SCRIPT)
+
+
+def put_record(signals_dir: Path, name: str, data: bytes) -> bool:
+    """Drop a record that came through a bell into ``signals_dir``, as ``signal.sh`` would
+    have (written aside, renamed into place); ``False`` for a name it could not have made."""
+    if not _RECORD_NAME.fullmatch(name):
+        return False
+    temporary = signals_dir / f".{name}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data[:PAYLOAD_LIMIT])
+    os.replace(temporary, signals_dir / name)
+    return True
 
 
 def read_signal(path: Path, seen_at: float) -> Signal | None:

@@ -26,12 +26,13 @@ import stat
 import tarfile
 import threading
 import time
+from base64 import b64decode
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from controllers.docker_tmux import DockerTmuxController
+from controllers.docker_tmux import TMUX_SOCKET, DockerTmuxController
 from controllers.errors import ControllerError
 from controllers.events import Output, PaneEvent
 from luzia.agents import agent_kind
@@ -53,6 +54,14 @@ from luzia.jobenv import ENV_FILE
 from luzia.jobs import Job
 from luzia.paths import EXIT_CODE_FILE, LOG_FILE, write_private
 from luzia.proctree import PGROUP_FILE
+from luzia.signals import (
+    BELL_BUFFER,
+    BELL_FILE,
+    BELL_SESSION,
+    SIGNAL_SCRIPT,
+    SIGNALS_DIR,
+    put_record,
+)
 
 if TYPE_CHECKING:
     import docker
@@ -264,6 +273,8 @@ class SwarmBackend(DockerBackend):
         if kind is not None:
             from controllers.image.rootfs import AGENT_HOME
 
+            files[f"{JOB_MOUNT.lstrip('/')}/{BELL_FILE}"] = (TMUX_SOCKET.encode(), 0o600)
+
             caller_home = Path(launch.caller_home if launch and launch.caller_home else Path.home())
             agent_home = prepare_home(job.job_dir, kind, caller_home, owner)
             files.update(_tree(agent_home, AGENT_HOME.lstrip("/")))
@@ -273,6 +284,8 @@ class SwarmBackend(DockerBackend):
             if not container.put_archive("/", _tar(files, owner)):
                 raise BackendError(f"cannot copy job {job.id} into container {container.short_id}")
         controller = self._controller(job, node, container, owned=True)
+        if kind is not None:
+            controller.tmux("new-session", "-d", "-s", BELL_SESSION, "sleep infinity")
         controller.pipe_output(f"{JOB_MOUNT}/{LOG_FILE}", size_now=0)
         return controller
 
@@ -349,8 +362,13 @@ class SwarmBackend(DockerBackend):
     def _controller(
         self, job: Job, node: _Node, container: Container, *, owned: bool
     ) -> _SwarmPane:
+        from luzia.launch import read_launch
+
         pane = _SwarmPane(container, owned=owned, docker_host=node.endpoint)
         pane.mirror_to(job.log_path)
+        launch = read_launch(job.job_dir)
+        if agent_kind(launch.profile if launch else None) is not None:
+            pane.forward_signals(job.job_dir / SIGNALS_DIR)
         return pane
 
     def reattach(self, job: Job) -> TmuxController | None:
@@ -545,6 +563,48 @@ class _SwarmPane(DockerTmuxController):
 
         self.subscribe(on_event)
 
+    def forward_signals(self, signals_dir: Path) -> None:
+        """Bring the records the job's ``signal.sh`` hands to its tmux server (its job
+        directory is on its node) into ``signals_dir`` here, where the engine's watcher reads
+        them as any job's. A renamed bell window wakes a thread of this pane's, which takes
+        every waiting record in order; records rung while no engine listened are taken at
+        once."""
+        wake = threading.Event()
+
+        def on_event(name: str, args: list[str]) -> None:
+            if name in ("unlinked-window-renamed", "window-renamed", "exit"):
+                wake.set()
+
+        def forward() -> None:
+            while True:
+                wake.wait()
+                wake.clear()
+                if self.client.closed.is_set():
+                    return
+                try:
+                    self._take_records(signals_dir)
+                except (ControllerError, OSError, ValueError) as exc:
+                    if self.client.closed.is_set():
+                        return
+                    log.warning("signals of pane %s not taken: %s", self.pane_id, exc)
+
+        self.client.on_event(on_event)
+        name = f"luzia-bell-{self.pane_id}"
+        threading.Thread(target=forward, name=name, daemon=True).start()
+        wake.set()
+
+    def _take_records(self, signals_dir: Path) -> None:
+        names = self.tmux("list-buffers", "-F", "#{buffer_name}")
+        for buffer in sorted(n for n in names if n.startswith(BELL_BUFFER)):
+            encoded = "".join(self.tmux("show-buffer", "-b", buffer))
+            self.tmux("delete-buffer", "-b", buffer)  # one that is not luzia's goes too
+            try:
+                taken = put_record(signals_dir, buffer[len(BELL_BUFFER) :], b64decode(encoded))
+            except ValueError:
+                taken = False
+            if not taken:
+                log.warning("pane %s: signal buffer %r is not luzia's", self.pane_id, buffer)
+
     def stop_pipe(self, timeout: float = 60.0, *, size_of: Any = None) -> None:
         super().stop_pipe(timeout)
 
@@ -629,10 +689,11 @@ def _job_files(job: Job) -> _Files:
         base: (None, 0o700),
         f"{base}/{LOG_FILE}": (b"", 0o600),
     }
-    for name in (RUN_FILE, COMMAND_FILE, ENV_FILE):
+    for name in (RUN_FILE, COMMAND_FILE, ENV_FILE, SIGNAL_SCRIPT):
         path = job.job_dir / name
         if path.exists():
             files[f"{base}/{name}"] = (path.read_bytes(), 0o600)
+    files[f"{base}/{SIGNALS_DIR}"] = (None, 0o700)
     return files
 
 

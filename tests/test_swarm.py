@@ -23,6 +23,7 @@ import pexpect
 import pytest
 
 from luzia.agents import BUILTIN_PROFILES
+from luzia.agents.claude import PROFILE as CLAUDE
 from luzia.config import Config
 from luzia.daemon import engine_status, start_engine, stop_engine
 from luzia.dispatcher import ResponsiveDispatcher
@@ -305,6 +306,40 @@ def test_an_interactive_agent_on_a_worker_is_followed_turn_by_turn_and_asks_a_pe
         d.send_input(job_id, "exit 3")
         assert d.wait_for_job(job_id, timeout=60).exit_code == 3
         assert "+from the node" in d.diff_job(job_id)
+    finally:
+        d.clean(all=True)
+        engine.stop()
+        d.close()
+
+
+HOOKED = """\
+# Claude Code's shape: its prompt, and at each turn the hooks luzia passed in --settings.
+while :; do
+  printf '\\u276f\\u00a0'
+  IFS= read -r line || exit 0
+  printf '{"prompt": "%s"}' "$line" | sh "$LUZIA_SIGNAL" UserPromptSubmit -
+  echo "working on $line"
+  printf '{"last_assistant_message": "%s, on the node"}' "$line" | sh "$LUZIA_SIGNAL" Stop -
+done
+"""
+
+
+@pytest.mark.timeout(300)
+def test_an_agents_own_signals_reach_the_engine_from_a_worker(on_workers: Swarm) -> None:
+    swarm = on_workers
+    (swarm.workspace / "hooked").write_text(HOOKED)
+    stand_in = dataclasses.replace(CLAUDE, name="hooked", command="bash ./hooked", delay_enter=0)
+    config = dataclasses.replace(swarm.config, agents={"hooked": stand_in})
+    d = ResponsiveDispatcher(home=swarm.home, config=config)
+    engine = Engine(swarm.home, config).start()
+    try:
+        job_id = d.dispatch_task("first", workdir=swarm.workspace, backend="swarm", agent="hooked")
+        events = Events(d, job_id)
+        events.until(idle("done: first, on the node"), "the first turn's Stop hook")
+        d.send_input(job_id, "second")
+        events.until(lambda e: e.state is JobState.RUNNING, "the prompt's hook")
+        events.until(idle("done: second, on the node"), "the second turn's Stop hook")
+        assert list((d.get_status(job_id).job_dir / "signals").iterdir()) == []
     finally:
         d.clean(all=True)
         engine.stop()

@@ -102,3 +102,15 @@ def test_a_swarm_job_refuses_network_none_at_dispatch(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="network none is not for swarm jobs"):
         d.dispatch_task("true", workdir=tmp_path, backend="swarm", network="none")
     assert d.list_jobs() == []
+
+
+def test_a_record_through_the_bell_lands_only_under_a_name_signal_sh_makes(tmp_path: Path) -> None:
+    from luzia.signals import put_record, read_signal
+
+    assert put_record(tmp_path, "1764470000123456789.42.Stop", b'{"last_assistant_message": "x"}')
+    for forged in ("../escape.1.Stop", "1.2.Stop/..", ".1.2.Stop", "1.2.", "a.b.Stop"):
+        assert not put_record(tmp_path, forged, b"{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["1764470000123456789.42.Stop"]
+    record = read_signal(tmp_path / "1764470000123456789.42.Stop", 0.0)
+    assert record is not None and record.name == "Stop"
+    assert record.payload == {"last_assistant_message": "x"}
