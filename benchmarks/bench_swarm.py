@@ -14,11 +14,17 @@ alternating rounds:
 2. ``send_keys`` and ``capture_pane`` on the job's pane: over the control-mode stream to the
    worker's engine, over the same stream to the local engine, and the peers' way: one
    ``docker -H WORKER exec ... tmux`` per call.
+3. hook -> state: an agent's ``Stop`` hook (``examples/agents/hooked-agent``, Claude Code's
+   prompt and hooks) to the ``idle`` event in the store, over ``--turns`` turns: through the
+   worker's tmux and the control stream (swarm), and through the job directory and inotify
+   (a local job here: a docker job's bind mount is the same path, and the benchmark's image
+   holds no Claude Code, which a docker job of the claude kind is checked for).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -33,6 +39,16 @@ from _stats import format_table, load_average, log, machine_facts, percentile, r
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests import cluster as test_cluster
+
+HOOKED_AGENT = Path(__file__).resolve().parent.parent / "examples" / "agents" / "hooked-agent"
+
+
+def _hooked_profile() -> Any:
+    from luzia.agents.claude import PROFILE
+
+    return dataclasses.replace(
+        PROFILE, name="hooked", command="bash ./hooked-agent", delay_enter=0, forward_env=()
+    )
 
 
 def _wait_running(d: Any, job_id: str, timeout: float = 120) -> float:
@@ -87,6 +103,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--exec-calls", type=int, default=20)
+    parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if os.getuid() != 0 or test_cluster.missing_tools():
@@ -132,6 +149,12 @@ def main() -> int:
             str(args.calls),
         ],
         [
+            "hook -> state (Stop hook to idle event; local)",
+            _ms(results["swarm_hook"]),
+            _ms(results["local_hook"]),
+            str(args.turns),
+        ],
+        [
             "baseline: send-keys, docker exec per call",
             _ms(results["exec_send"]),
             "",
@@ -171,7 +194,8 @@ def _measure(cluster: test_cluster.Cluster, args: argparse.Namespace) -> dict[st
     from luzia.engine import Engine
     from luzia.swarm import SwarmBackend
 
-    config = Config.load(config_file)
+    config = dataclasses.replace(Config.load(config_file), agents={"hooked": _hooked_profile()})
+    (workspace / "hooked-agent").write_bytes(HOOKED_AGENT.read_bytes())
     d = ResponsiveDispatcher(home=scratch / "home", config=config)
     engine = Engine(scratch / "home", config).start()
     swarm = SwarmBackend(config.swarm, config)
@@ -180,6 +204,7 @@ def _measure(cluster: test_cluster.Cluster, args: argparse.Namespace) -> dict[st
         for k in (
             "swarm_running", "docker_running", "swarm_send", "docker_send",
             "swarm_capture", "docker_capture", "exec_send", "exec_capture",
+            "swarm_hook", "local_hook",
         )
     }  # fmt: skip
     try:
@@ -193,12 +218,39 @@ def _measure(cluster: test_cluster.Cluster, args: argparse.Namespace) -> dict[st
                 d.kill_job(job_id)
                 d.remove_job(job_id, force=True)
             log(f"round {round_ + 1}/{args.rounds} done")
+        for backend in ("swarm", "local"):
+            out[f"{backend}_hook"] = _hook_latency(d, workspace, backend, args.turns)
+            log(f"hook -> state on {backend} done")
     finally:
         d.clean(all=True)
         engine.stop()
         d.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return out
+
+
+def _hook_latency(d: Any, workspace: Path, backend: str, turns: int) -> list[float]:
+    """Seconds from each turn's ``Stop`` hook (the time it carries) to its ``idle`` event."""
+    job_id = d.dispatch_task("turn 0", workdir=workspace, backend=backend, agent="hooked")
+    events = iter(d.stream_status(job_id))
+    samples = []
+    try:
+        for turn in range(turns + 1):
+            if turn:
+                d.send_input(job_id, f"turn {turn}")
+            while True:
+                event = next(events)
+                if event.state.value == "idle" and f"done: turn {turn} at " in event.reason:
+                    break
+                if event.state.value in ("failed", "killed", "completed"):
+                    raise RuntimeError(f"job {job_id} ended: {event.reason}")
+            if turn:  # the first turn also waits for the agent's start
+                hook_at = float(event.reason.rsplit(" at ", 1)[1].split()[0])
+                samples.append(event.at - hook_at)
+    finally:
+        d.kill_job(job_id)
+        d.remove_job(job_id, force=True)
+    return samples
 
 
 def _panes(

@@ -35,6 +35,8 @@ from tests.conftest import FAKE_AGENT, Events, idle, waiting
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("swarm")]
 
+HOOKED_AGENT = FAKE_AGENT.parent / "hooked-agent"
+"""Claude Code's prompt and hooks, no model: the signals' way through a worker's tmux."""
 FAKE = dataclasses.replace(
     BUILTIN_PROFILES["fake-agent"], name="fake", command="bash ./fake-agent", start_timeout=60
 )
@@ -312,33 +314,23 @@ def test_an_interactive_agent_on_a_worker_is_followed_turn_by_turn_and_asks_a_pe
         d.close()
 
 
-HOOKED = """\
-# Claude Code's shape: its prompt, and at each turn the hooks luzia passed in --settings.
-while :; do
-  printf '\\u276f\\u00a0'
-  IFS= read -r line || exit 0
-  printf '{"prompt": "%s"}' "$line" | sh "$LUZIA_SIGNAL" UserPromptSubmit -
-  echo "working on $line"
-  printf '{"last_assistant_message": "%s, on the node"}' "$line" | sh "$LUZIA_SIGNAL" Stop -
-done
-"""
-
-
 @pytest.mark.timeout(300)
 def test_an_agents_own_signals_reach_the_engine_from_a_worker(on_workers: Swarm) -> None:
     swarm = on_workers
-    (swarm.workspace / "hooked").write_text(HOOKED)
-    stand_in = dataclasses.replace(CLAUDE, name="hooked", command="bash ./hooked", delay_enter=0)
+    (swarm.workspace / "hooked-agent").write_bytes(HOOKED_AGENT.read_bytes())
+    stand_in = dataclasses.replace(
+        CLAUDE, name="hooked", command="bash ./hooked-agent", delay_enter=0
+    )
     config = dataclasses.replace(swarm.config, agents={"hooked": stand_in})
     d = ResponsiveDispatcher(home=swarm.home, config=config)
     engine = Engine(swarm.home, config).start()
     try:
         job_id = d.dispatch_task("first", workdir=swarm.workspace, backend="swarm", agent="hooked")
         events = Events(d, job_id)
-        events.until(idle("done: first, on the node"), "the first turn's Stop hook")
+        events.until(idle("done: first at "), "the first turn's Stop hook")
         d.send_input(job_id, "second")
         events.until(lambda e: e.state is JobState.RUNNING, "the prompt's hook")
-        events.until(idle("done: second, on the node"), "the second turn's Stop hook")
+        events.until(idle("done: second at "), "the second turn's Stop hook")
         assert list((d.get_status(job_id).job_dir / "signals").iterdir()) == []
     finally:
         d.clean(all=True)
