@@ -20,7 +20,7 @@ from controllers.container import (
 )
 from controllers.control_mode import ControlModeClient
 from controllers.controller import TmuxController, session_argv, session_commands
-from controllers.docker_engine import docker_client, translate_docker_errors
+from controllers.docker_engine import docker_client, endpoint_args, translate_docker_errors
 from controllers.errors import ContainerGone, ControllerError, DockerUnavailable
 
 if TYPE_CHECKING:
@@ -69,10 +69,9 @@ class DockerTmuxController(TmuxController):
                 check = ["tmux", "-S", TMUX_SOCKET, "has-session", "-t", session]
                 joined = container.exec_run(check).exit_code == 0
         # Another engine's container (a swarm node's): the stream goes to that engine.
-        host = ["-H", docker_host] if docker_host else []
         prefix = [
             docker_cli,
-            *host,
+            *endpoint_args(docker_host),
             "exec",
             "-i",
             "-e",

@@ -135,7 +135,8 @@ class SwarmSettings:
     """The ``[swarm]`` table: where the swarm's manager, registry and nodes are (``luzia.swarm``).
 
     ``nodes``: node name -> Docker endpoint (``unix://``, ``tcp://`` with the environment's TLS
-    settings, ``ssh://``), through which luzia drives the tmux of a task on that node.
+    settings, ``ssh://``, or ``context:NAME``, a Docker CLI context with its own TLS material),
+    through which luzia drives the tmux of a task on that node.
     """
 
     manager: str | None = None
@@ -368,16 +369,24 @@ class _Reader:
         nodes_table = self.table(table.get("nodes", {}), (*keys, "nodes"), ())
         nodes = {}
         for name, endpoint in nodes_table.items():
-            if not isinstance(endpoint, str) or not re.match(r"^(unix|tcp|ssh)://.", endpoint):
-                problem = f"must be a unix://, tcp:// or ssh:// endpoint, not {endpoint!r}"
-                raise self.error((*keys, "nodes", name), problem)
-            nodes[name] = endpoint
+            nodes[name] = self.endpoint(endpoint, (*keys, "nodes", name))
+        manager = self.text(table, keys, "manager")
         return SwarmSettings(
-            manager=self.text(table, keys, "manager"),
+            manager=None if manager is None else self.endpoint(manager, (*keys, "manager")),
             registry=self.text(table, keys, "registry"),
             nodes=nodes,
             constraints=self.constraints(table, keys),
         )
+
+    def endpoint(self, value: object, keys: tuple[str, ...]) -> str:
+        """A Docker endpoint: ``unix://``, ``tcp://``, ``ssh://`` or ``context:NAME``."""
+        if not isinstance(value, str) or not re.match(r"^((unix|tcp|ssh)://|context:).", value):
+            problem = (
+                f"must be a unix://, tcp:// or ssh:// endpoint or context:NAME (a Docker "
+                f"context), not {value!r}"
+            )
+            raise self.error(keys, problem)
+        return value
 
     def agent(self, name: str, value: object) -> AgentProfile:
         """``[agents.NAME]``: what it leaves out comes from its kind's built-in profile (a

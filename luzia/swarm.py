@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from controllers.docker_engine import endpoint_args
 from controllers.docker_tmux import TMUX_SOCKET, DockerTmuxController
 from controllers.errors import ControllerError
 from controllers.events import Output, PaneEvent
@@ -535,8 +536,8 @@ class SwarmBackend(DockerBackend):
         node, container = located
         docker_cli = shutil.which("docker") or "docker"
         argv = [
-            docker_cli, "-H", node.endpoint, "exec", "-it", "-e", "LANG=C.UTF-8", container.id,
-            "tmux", "-u", "-S", TMUX_SOCKET, "attach-session", "-t", SESSION,
+            docker_cli, *endpoint_args(node.endpoint), "exec", "-it", "-e", "LANG=C.UTF-8",
+            container.id, "tmux", "-u", "-S", TMUX_SOCKET, "attach-session", "-t", SESSION,
         ]  # fmt: skip
         return [*argv, "-r"] if read_only else argv
 
@@ -615,20 +616,11 @@ class _SwarmPane(DockerTmuxController):
 
 
 def _client(endpoint: str | None) -> docker.DockerClient:
-    """A Docker client for ``endpoint`` (TLS from the environment, as the CLI does), or for
-    the engine the environment names."""
-    from controllers.docker_engine import docker_client, translate_docker_errors
+    """A Docker client for ``endpoint`` (an address or ``context:NAME``), or for the engine
+    the environment names."""
+    from controllers.docker_engine import docker_client, endpoint_client
 
-    if endpoint is None:
-        return docker_client()
-    import docker
-
-    with translate_docker_errors(f"cannot reach the Docker Engine at {endpoint}"):
-        return docker.from_env(
-            environment={**os.environ, "DOCKER_HOST": endpoint},
-            use_ssh_client=endpoint.startswith("ssh://"),
-            timeout=30,
-        )
+    return docker_client() if endpoint is None else endpoint_client(endpoint)
 
 
 def _service_networks(network: str | None) -> list[str]:

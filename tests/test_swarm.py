@@ -339,6 +339,55 @@ def test_an_agents_own_signals_reach_the_engine_from_a_worker(on_workers: Swarm)
 
 
 @pytest.mark.timeout(300)
+def test_a_docker_context_is_a_nodes_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swarm_cluster: test_cluster.Cluster
+) -> None:
+    """``context:NAME`` in ``[swarm.nodes]``: the SDK and the ``docker`` command line both
+    reach the worker through the Docker CLI context (kept in this test's own DOCKER_CONFIG)."""
+    swarm = _swarm(tmp_path, monkeypatch, swarm_cluster, ("node.hostname==lzc-worker1",))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    worker = swarm_cluster.node("worker1")
+    made = subprocess.run(
+        ["docker", "context", "create", "lz-worker1", "--docker", f"host={worker.endpoint}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    text = swarm.config_file.read_text()
+    text = text.replace(f'worker1 = "{worker.endpoint}"', 'worker1 = "context:lz-worker1"')
+    assert 'worker1 = "context:lz-worker1"' in text
+    swarm.config_file.write_text(text)
+    config = Config.load(swarm.config_file)
+    d = ResponsiveDispatcher(home=swarm.home, config=config)
+    engine = Engine(swarm.home, config).start()
+    try:
+        job_id = d.dispatch_task(
+            "read -r line; echo got:$line; sleep 600", workdir=swarm.workspace, backend="swarm"
+        )
+        swarm.wait_state(job_id, JobState.RUNNING)
+        d.send_input(job_id, "through a context")
+        deadline = time.monotonic() + 30
+        while "got:through a context" not in swarm.log(job_id):
+            assert time.monotonic() < deadline, swarm.log(job_id)
+            time.sleep(0.05)
+        argv = d.attach_command(job_id, read_only=True)
+        assert argv[1:3] == ["--context", "lz-worker1"]
+        person = pexpect.spawn(argv[0], argv[1:], timeout=30, dimensions=(50, 200))
+        try:
+            person.expect("got:through a context")
+            person.sendcontrol("b")
+            person.send("d")
+            person.expect(pexpect.EOF)
+        finally:
+            person.close(force=True)
+        assert d.kill_job(job_id).state is JobState.KILLED
+    finally:
+        d.clean(all=True)
+        engine.stop()
+        d.close()
+    _assert_no_services(swarm_cluster, swarm.home)
+
+
+@pytest.mark.timeout(300)
 def test_engine_sigkill_and_restart_reconciles_every_swarm_job(on_workers: Swarm) -> None:
     swarm = on_workers
     start_engine(swarm.home)

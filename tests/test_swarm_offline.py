@@ -114,3 +114,44 @@ def test_a_record_through_the_bell_lands_only_under_a_name_signal_sh_makes(tmp_p
     record = read_signal(tmp_path / "1764470000123456789.42.Stop", 0.0)
     assert record is not None and record.name == "Stop"
     assert record.payload == {"last_assistant_message": "x"}
+
+
+def test_a_docker_context_gives_its_host_and_tls_material(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read from the CLI's own store, as ``docker context create`` leaves it (no config.json)."""
+    import hashlib
+    import json
+
+    from controllers.docker_engine import _cli_context, endpoint_args
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    digest = hashlib.sha256(b"w1").hexdigest()
+    meta = tmp_path / "contexts" / "meta" / digest
+    meta.mkdir(parents=True)
+    endpoint = {"Host": "tcp://10.0.0.2:2376", "SkipTLSVerify": False}
+    (meta / "meta.json").write_text(json.dumps({"Name": "w1", "Endpoints": {"docker": endpoint}}))
+    assert _cli_context("w1") == ("tcp://10.0.0.2:2376", False)
+    material = tmp_path / "contexts" / "tls" / digest / "docker"
+    material.mkdir(parents=True)
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (material / name).write_text("-----")
+    host, tls = _cli_context("w1")
+    assert host == "tcp://10.0.0.2:2376"
+    assert tls.ca_cert == str(material / "ca.pem") and tls.verify
+    assert tls.cert == (str(material / "cert.pem"), str(material / "key.pem"))
+    assert _cli_context("w2") == (None, False)
+    assert endpoint_args("context:w1") == ["--context", "w1"]
+    assert endpoint_args("ssh://me@node") == ["-H", "ssh://me@node"]
+
+
+def test_swarm_endpoints_in_the_config(tmp_path: Path) -> None:
+    from luzia.errors import ConfigError
+
+    config = tmp_path / "config.toml"
+    config.write_text('[swarm]\nmanager = "context:prod"\n[swarm.nodes]\nw1 = "context:w1"\n')
+    settings = Config.load(config).swarm
+    assert (settings.manager, dict(settings.nodes)) == ("context:prod", {"w1": "context:w1"})
+    config.write_text('[swarm.nodes]\nw1 = "ftp://w1"\n')
+    with pytest.raises(ConfigError, match=r"swarm\.nodes\.w1.*context:NAME"):
+        Config.load(config)
