@@ -193,6 +193,11 @@ class Backend(ABC):
         """Where this host sees a file the job's processes name ``path``."""
         return Path(path)
 
+    def lost_node(self, job: Job) -> str | None:
+        """The node this backend found lost under the job (swarm), which may then run again
+        elsewhere if it was dispatched with ``retries``; ``None``: no node was lost."""
+        return None
+
     def workspace_copy(self, job: Job) -> Fetch | None:
         """How to bring the job's workspace here when it works on a copy of the workdir (a
         swarm job's is on its node); ``None``: it works on the workdir itself."""

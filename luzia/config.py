@@ -130,6 +130,10 @@ class ProjectConfig:
     """Swarm placement constraints of this project's swarm jobs, besides ``[swarm]``'s."""
 
 
+MAX_RETRIES = 10
+"""The most times a swarm job may run again after losing its node."""
+
+
 @dataclass(frozen=True, slots=True)
 class SwarmSettings:
     """The ``[swarm]`` table: where the swarm's manager, registry and nodes are (``luzia.swarm``).
@@ -146,6 +150,8 @@ class SwarmSettings:
     nodes: Mapping[str, str] = field(default_factory=dict)
     constraints: tuple[str, ...] = ()
     """Placement constraints of every swarm job (``node.labels.gpu==1``)."""
+    retries: int = 0
+    """How many times a swarm job runs again elsewhere when its node is lost (``--retries``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +371,7 @@ class _Reader:
 
     def swarm(self, value: object) -> SwarmSettings:
         keys = ("swarm",)
-        table = self.table(value, keys, ("manager", "registry", "nodes", "constraints"))
+        table = self.table(value, keys, ("manager", "registry", "nodes", "constraints", "retries"))
         nodes_table = self.table(table.get("nodes", {}), (*keys, "nodes"), ())
         nodes = {}
         for name, endpoint in nodes_table.items():
@@ -376,7 +382,13 @@ class _Reader:
             registry=self.text(table, keys, "registry"),
             nodes=nodes,
             constraints=self.constraints(table, keys),
+            retries=self.retries(table.get("retries", 0), (*keys, "retries")),
         )
+
+    def retries(self, value: object, keys: tuple[str, ...]) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+            raise self.error(keys, f"must be a whole number from 0 to {MAX_RETRIES}, not {value!r}")
+        return value
 
     def endpoint(self, value: object, keys: tuple[str, ...]) -> str:
         """A Docker endpoint: ``unix://``, ``tcp://``, ``ssh://`` or ``context:NAME``."""

@@ -91,6 +91,7 @@ class ResponsiveDispatcher:
         cpus: float | None = None,
         pids: int | None = None,
         user: str | None = None,
+        retries: int | None = None,
     ) -> str:
         """Validate ``task``, record it as a ``queued`` job and return the job's id.
 
@@ -114,6 +115,9 @@ class ResponsiveDispatcher:
         ``memory`` (``"2g"``), ``cpus`` (``1.5``), ``pids`` (most processes) and ``user``
         (``"1000:1000"``). They, and ``network``, apply only to docker jobs: given for a local
         job (or an ``auto`` one with no Docker Engine answering) they are a ``UsageError``.
+
+        ``retries`` (swarm jobs only; default ``[swarm] retries``, else 0): how many times the
+        job runs again elsewhere when the node it runs on is lost; never, unless asked.
 
         ``agent`` is a profile name (``luzia.agents``) or a command template; ``mode`` follows from
         it (``interactive`` for a profile that takes tasks at its prompt) and need not be given.
@@ -170,8 +174,18 @@ class ResponsiveDispatcher:
                     f"mounts ({named}) are not for swarm jobs: a host path would name a path on "
                     "whichever node runs the job; put what the job needs in its workdir or image"
                 )
+        if retries is not None and chosen_backend != "swarm":
+            raise UsageError(
+                f"retries: only for swarm jobs (run again when their node is lost); this job's "
+                f"backend is {chosen_backend}"
+            )
         launch = Launch(
-            profile, os.environ.get("PATH"), chosen_network, container, os.path.expanduser("~")
+            profile,
+            os.environ.get("PATH"),
+            chosen_network,
+            container,
+            os.path.expanduser("~"),
+            retries=self.config.swarm.retries if retries is None else check_retries(retries),
         )
         files = {LAUNCH_FILE: launch.to_json()}
         if merged_env:
@@ -545,6 +559,19 @@ def _check_docker_job(given: list[str], backend: str) -> None:
                 f"{named}: only for docker jobs, and no Docker Engine answers (backend auto "
                 "would run this job locally); start the Docker Engine, or leave them out"
             ) from None
+
+
+def check_retries(value: object) -> int:
+    """How many times a swarm job may run again after losing its node: 0 to ``MAX_RETRIES``."""
+    from luzia.config import MAX_RETRIES
+
+    try:
+        number = int(value) if isinstance(value, int | str) and not isinstance(value, bool) else -1
+    except ValueError:
+        number = -1
+    if not 0 <= number <= MAX_RETRIES:
+        raise UsageError(f"retries must be a whole number from 0 to {MAX_RETRIES}, not {value!r}")
+    return number
 
 
 def _check_task(task: str) -> None:

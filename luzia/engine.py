@@ -59,6 +59,7 @@ from luzia.joblog import read_log
 from luzia.jobs import ACTIVE_STATES, FINAL_STATES, Job, JobState
 from luzia.launch import read_launch
 from luzia.notify import run_on_state
+from luzia.paths import write_private
 from luzia.signals import SIGNALS_DIR, Signal, SignalWatcher
 from luzia.store import JobStore
 from luzia.turns import TurnWatcher, type_into
@@ -447,6 +448,8 @@ class Engine:
         read the whole log and act on the workspace at once. ``pane_gone``: its container or
         tmux server is gone, and with it the ``cat`` that writes the log.
         """
+        if state is None and self._run_again(job, reason):
+            return
         notes = []
         killed = state is JobState.KILLED
         if not self._drain_log(live, job, code, pane_gone, killed) and _disk_full(job.log_path):
@@ -512,6 +515,35 @@ class Engine:
         if recorded.state is end.state:
             self._told(recorded)
             self._after_job(job, end.exit_code)
+
+    def _run_again(self, job: Job, reason: str) -> bool:
+        """A swarm job whose node was lost, dispatched with retries left, goes back to the
+        queue to run elsewhere: act first (its service goes, so the lost node can never start
+        it again), then record. Each attempt starts from the beginning; the lost one's log is
+        kept beside the job's."""
+        backend = self._backend(job)
+        node = backend.lost_node(job)
+        launch = read_launch(job.job_dir)
+        allowed = launch.retries if launch else 0
+        done = _retries_done(job)
+        if node is None or done >= allowed:
+            return False
+        backend.remove(job)
+        kept = job.job_dir / f"attempt-{done + 1}.log"
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(job.log_path, kept)
+        _forget_attempt(job)
+        write_private(job.job_dir / RETRIES_FILE, f"{done + 1}\n".encode())
+        self.store.transition(
+            job.id,
+            JobState.QUEUED,
+            f"{reason}; running it again elsewhere (retry {done + 1} of {allowed}; the lost "
+            f"attempt's log: {kept.name})",
+            container_id=None,
+            tmux_target=None,
+        )
+        self._events.put(("wake", "", None))
+        return True
 
     def _told(self, job: Job) -> None:
         """Run the user's ``on_state`` command for the state ``job`` is now in, if it has one."""
@@ -843,6 +875,17 @@ def _gone(job: Job, backend: Backend) -> str | None:
     if isinstance(backend, DockerBackend):
         return backend.describe_container(job)
     return None
+
+
+RETRIES_FILE = "retries"
+"""In the job directory: how many times the job was run again after losing its node."""
+
+
+def _retries_done(job: Job) -> int:
+    try:
+        return int((job.job_dir / RETRIES_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return 0
 
 
 def _forget_attempt(job: Job) -> None:

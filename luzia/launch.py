@@ -34,11 +34,14 @@ class Launch:
     network: str | None = None
     container: ContainerSettings | None = None
     caller_home: str | None = None
+    retries: int = 0
+    """How many times a swarm job runs again elsewhere when its node is lost (``luzia.swarm``)."""
 
     def to_json(self) -> bytes:
         data: dict[str, Any] = {
             "caller_path": self.caller_path,
             "caller_home": self.caller_home,
+            "retries": self.retries,
             "network": self.network,
             "profile": None,
             "container": None if self.container is None else self.container.to_dict(),
@@ -72,6 +75,7 @@ def read_launch(job_dir: Path) -> Launch | None:
         _text(data.get("network")),
         ContainerSettings.from_dict(container) if isinstance(container, dict) else None,
         _text(data.get("caller_home")),
+        retries if isinstance(retries := data.get("retries"), int) else 0,
     )
 
 

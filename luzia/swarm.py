@@ -88,6 +88,10 @@ WORKSPACE = "/workspace"
 class NodeLost(BackendError):
     """The node running a job is down, as its manager says and its endpoint confirms."""
 
+    def __init__(self, node: str) -> None:
+        super().__init__(f"node {node} lost")
+        self.node = node
+
 
 @dataclass
 class _Node:
@@ -117,6 +121,7 @@ class SwarmBackend(DockerBackend):
         self._manager: docker.DockerClient | None = None
         self._nodes: dict[str, _Node] = {}
         self._nodes_lock = threading.Lock()
+        self._lost: dict[str, str] = {}
 
     # -- the manager and the nodes --
 
@@ -153,7 +158,7 @@ class SwarmBackend(DockerBackend):
                 return self._nodes[node_id]
         name = self._node_name(node_id)
         if self._node_state(node_id) != "ready":
-            raise NodeLost(f"node {name} lost")
+            raise NodeLost(name)
         if silent:
             raise BackendError(
                 f"cannot reach swarm node {name}: no configured endpoint of it answers "
@@ -209,7 +214,7 @@ class SwarmBackend(DockerBackend):
             return self._find(job)
         except NodeLost as exc:
             recorded = _recorded_node(job)  # a restarted engine may not reach it to ask its name
-            raise NodeLost(f"node {recorded} lost" if recorded else str(exc)) from None
+            raise NodeLost(recorded or exc.node) from None
 
     def _find(self, job: Job) -> tuple[_Node, Container] | None:
         """:meth:`_locate`. A down node's task may have lost its container id, and its engine
@@ -238,7 +243,7 @@ class SwarmBackend(DockerBackend):
 
     def _check_node(self, node_id: str, name: str) -> None:
         if self._node_state(node_id) != "ready":
-            raise NodeLost(f"node {name} lost")
+            raise NodeLost(name)
 
     def node_of(self, job: Job) -> str | None:
         """The name of the node the job's task runs on (``None``: no task placed)."""
@@ -396,7 +401,8 @@ class SwarmBackend(DockerBackend):
 
         try:
             located = self._locate(job)
-        except NodeLost:
+        except NodeLost as exc:
+            self._lost[job.id] = exc.node
             if read_pid(job) is None:
                 write_private(job.job_dir / PID_FILE, b"0\n")
             return
@@ -473,7 +479,11 @@ class SwarmBackend(DockerBackend):
                 raise BackendError(f"node {node.name} does not answer; asking its manager again")
             return why
         except NodeLost as exc:
+            self._lost[job.id] = exc.node
             return str(exc)
+
+    def lost_node(self, job: Job) -> str | None:
+        return self._lost.get(job.id)
 
     def _task_node(self, job: Job) -> _Node | None:
         service = self._service(job)
@@ -508,6 +518,7 @@ class SwarmBackend(DockerBackend):
     def remove(self, job: Job) -> None:
         """Remove the service: swarm removes its container, and the workspace copy in it."""
         self._remove_service(job)
+        self._lost.pop(job.id, None)
 
     def _remove_service(self, job: Job) -> None:
         service = self._service(job)

@@ -433,13 +433,26 @@ def _container_log(swarm: Swarm, job_id: str) -> str:
 def test_a_lost_worker_fails_its_jobs_naming_it_and_runs_them_nowhere_else(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swarm_cluster: test_cluster.Cluster
 ) -> None:
-    pinned = ("node.labels.spare==1",)
-    swarm = _swarm(tmp_path, monkeypatch, swarm_cluster, pinned)
+    """Unless a job asked for retries: that one runs again on a node its constraints allow."""
+    swarm = _swarm(tmp_path, monkeypatch, swarm_cluster)
+    with swarm.config_file.open("a") as config:
+        for project, constraint in (("pinned", "spare==1"), ("roaming", "lz-roam==1")):
+            config.write(
+                f'\n[projects.{project}]\npath = "{swarm.workspace}"\n'
+                f'constraints = ["node.labels.{constraint}"]\n'
+            )
+    swarm.config = Config.load(swarm.config_file)
+    swarm.d = ResponsiveDispatcher(home=swarm.home, config=swarm.config)
+    manager = swarm_cluster.manager
+    manager.docker("node", "update", "--label-add", "lz-roam=1", "lzc-spare")
     engine = Engine(swarm.home, swarm.config).start()
     try:
-        ids = [swarm.dispatch(f"echo {i}; sleep 600") for i in range(2)]
-        for job_id in ids:
+        ids = [swarm.dispatch(f"echo {i}; sleep 600", project="pinned") for i in range(2)]
+        retried = swarm.dispatch("echo attempt; sleep 600", project="roaming", retries=1)
+        for job_id in [*ids, retried]:
             swarm.wait_state(job_id, JobState.RUNNING)
+        assert swarm.backend.node_of(swarm.d.get_status(retried)) == "spare"
+        manager.docker("node", "update", "--label-add", "lz-roam=1", "lzc-worker1")
         stopped = time.monotonic()
         swarm_cluster.stop_node(test_cluster.SPARE)
         for job_id in ids:
@@ -447,21 +460,28 @@ def test_a_lost_worker_fails_its_jobs_naming_it_and_runs_them_nowhere_else(
             job = swarm.d.get_status(job_id)
             assert job.state is JobState.FAILED
             assert "node spare lost" in (job.message or ""), job.message
-        for node in ("manager", "worker1", "worker2"):  # swarm started it nowhere else
-            running = swarm_cluster.node(node).docker(
-                "ps", "-q", "--filter", f"label=luzia.home={swarm.home}"
-            )
-            assert not running.split(), f"a lost job runs again on {node}"
-        services = swarm_cluster.manager.docker(
-            "service", "ls", "-q", "--filter", f"label=luzia.home={swarm.home}"
-        )
+        for node in ("manager", "worker1", "worker2"):  # swarm started them nowhere else
+            for job_id in ids:
+                running = swarm_cluster.node(node).docker(
+                    "ps", "-q", "--filter", f"label=luzia.job={job_id}"
+                )
+                assert not running.split(), f"lost job {job_id} runs again on {node}"
+        services = manager.docker("service", "ls", "-q", "--filter", "label=luzia.project=pinned")
         assert not services.split(), "a lost job's service is kept: its node could run it again"
+        # the one with a retry: queued again, then running on worker1, its first log kept
+        swarm.wait_state(retried, JobState.RUNNING, timeout=60)
+        again = swarm.d.get_status(retried)
+        assert swarm.backend.node_of(again) == "worker1"
+        requeued = [e for e in swarm.d.store.events(retried, 0) if e.state is JobState.QUEUED]
+        assert "node spare lost; running it again elsewhere (retry 1 of 1" in requeued[-1].reason
+        assert "attempt" in (again.job_dir / "attempt-1.log").read_text()
+        assert swarm.d.kill_job(retried).state is JobState.KILLED
 
         # Again while no engine runs: the restarted engine judges the job, never queues it again.
         test_cluster.restart_node(swarm_cluster, test_cluster.SPARE)
         engine.stop()
         start_engine(swarm.home)
-        late = swarm.dispatch("echo late; sleep 600")
+        late = swarm.dispatch("echo late; sleep 600", project="pinned")
         swarm.wait_state(late, JobState.RUNNING)
         pid = engine_status(swarm.home).pid
         assert pid is not None
@@ -480,6 +500,8 @@ def test_a_lost_worker_fails_its_jobs_naming_it_and_runs_them_nowhere_else(
         finally:
             stop_engine(swarm.home)
             engine.stop()
+            for node in ("lzc-spare", "lzc-worker1"):
+                manager.docker("node", "update", "--label-rm", "lz-roam", node)
     _assert_no_services(swarm_cluster, swarm.home)
 
 

@@ -155,3 +155,25 @@ def test_swarm_endpoints_in_the_config(tmp_path: Path) -> None:
     config.write_text('[swarm.nodes]\nw1 = "ftp://w1"\n')
     with pytest.raises(ConfigError, match=r"swarm\.nodes\.w1.*context:NAME"):
         Config.load(config)
+
+
+def test_retries_are_asked_for_swarm_jobs_only_and_counted_sanely(tmp_path: Path) -> None:
+    from luzia.errors import ConfigError
+    from luzia.launch import read_launch
+
+    config = tmp_path / "config.toml"
+    config.write_text('[swarm]\nmanager = "unix:///nowhere.sock"\nretries = 2\n')
+    d = ResponsiveDispatcher(home=tmp_path / "home", config=Config.load(config))
+    with pytest.raises(UsageError, match=r"retries: only for swarm jobs.*backend is local"):
+        d.dispatch_task("true", workdir=tmp_path, backend="local", retries=1)
+    for bad in (-1, 11, "two"):
+        with pytest.raises(UsageError, match="retries must be a whole number from 0 to 10"):
+            d.dispatch_task("true", workdir=tmp_path, backend="swarm", retries=bad)  # type: ignore[arg-type]
+    assert d.list_jobs() == []
+    default = d.dispatch_task("true", workdir=tmp_path, backend="swarm")
+    asked = d.dispatch_task("true", workdir=tmp_path, backend="swarm", retries=0)
+    retries = [read_launch(d.get_status(j).job_dir).retries for j in (default, asked)]  # type: ignore[union-attr]
+    assert retries == [2, 0]
+    config.write_text("[swarm]\nretries = true\n")
+    with pytest.raises(ConfigError, match=r"swarm\.retries must be a whole number from 0 to 10"):
+        Config.load(config)

@@ -166,6 +166,12 @@ def read_task(task: str) -> str:
     "else the workspace's owner. Docker jobs only.",
 )
 @click.option(
+    "--retries",
+    metavar="N",
+    help="Run the job again elsewhere, up to N times, when the node it runs on is lost "
+    "(each attempt from the start). Default: [swarm] retries, else 0: never. Swarm jobs only.",
+)
+@click.option(
     "--wait",
     is_flag=True,
     help="Then wait for the job to end and exit with its exit code (as `luzia wait`).",
@@ -196,6 +202,7 @@ def dispatch(
     cpus: str | None,
     pids: str | None,
     user: str | None,
+    retries: str | None,
     wait: bool,
     timeout: float | None,
     quiet: bool,
@@ -209,6 +216,8 @@ def dispatch(
     """
     if timeout is not None and not wait:
         raise click.UsageError("--timeout needs --wait")
+    from luzia.dispatcher import check_retries
+
     variables = job_env(env, env_files)
     dispatcher = app.dispatcher()
     job_id = dispatcher.dispatch_task(
@@ -226,6 +235,7 @@ def dispatch(
         cpus=None if cpus is None else check_cpus(cpus),
         pids=None if pids is None else check_pids(pids),
         user=user,
+        retries=None if retries is None else check_retries(retries),
     )
     dispatcher.ensure_engine()
     if wait:
