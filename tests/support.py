@@ -5,12 +5,28 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from luzia.jobs import Job
 from luzia.proctree import job_pids
 
 CLAUDE_KEY = "sk-ant-test-0123456789abcdefghijKLMNOPQRST"
 """The API key Claude Code is given (the scripted server takes any)."""
+
+
+def see_through_attach(argv: list[str], expected: str, **spawn: Any) -> None:
+    """Attach as a person would (``luzia attach``'s argv), see ``expected`` in the pane, then
+    detach with C-b d and see the attach end."""
+    import pexpect
+
+    person = pexpect.spawn(argv[0], argv[1:], **{"timeout": 30, "dimensions": (50, 200), **spawn})
+    try:
+        person.expect(expected)
+        person.sendcontrol("b")
+        person.send("d")
+        person.expect(pexpect.EOF)
+    finally:
+        person.close(force=True)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -20,15 +36,16 @@ def git(repo: Path, *args: str) -> str:
 
 
 def git_repo(path: Path, files: dict[str, bytes]) -> Path:
-    """A git repository at ``path`` on ``main`` with ``files`` committed."""
-    path.mkdir(parents=True)
+    """A git repository at ``path`` on ``main`` with ``files`` (and any already there)
+    committed."""
+    path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q", "-b", "main")
     git(path, "config", "user.email", "dev@example.com")
     git(path, "config", "user.name", "Dev")
     for name, data in files.items():
         (path / name).write_bytes(data)
         (path / name).chmod(0o755 if data.startswith(b"#!") else 0o644)
-    git(path, "add", *files)
+    git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "start")
     return path
 

@@ -8,7 +8,6 @@ import signal
 import time
 from pathlib import Path
 
-import pexpect
 import pytest
 
 from luzia.config import Config, Defaults
@@ -18,6 +17,7 @@ from luzia.engine import Engine
 from luzia.errors import UsageError
 from luzia.jobs import JobState
 from tests.conftest import BACKENDS, wait_state
+from tests.support import see_through_attach
 
 
 def make_dispatcher(home: Path, **defaults: object) -> ResponsiveDispatcher:
@@ -179,16 +179,7 @@ def test_attach_through_a_real_terminal_and_detach(
     )
     wait_state(dispatcher, job_id, JobState.RUNNING)
     argv = dispatcher.attach_command(job_id)
-    child = pexpect.spawn(
-        argv[0], argv[1:], env={**os.environ, "TERM": "xterm"}, dimensions=(30, 100), timeout=15
-    )
-    try:
-        child.expect(r"tick-\d+")
-        child.sendcontrol("b")
-        child.send("d")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close(force=True)
+    see_through_attach(argv, r"tick-\d+", env={**os.environ, "TERM": "xterm"})
     assert dispatcher.get_status(job_id).state is JobState.RUNNING
     dispatcher.kill_job(job_id)
 

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pexpect
 import pytest
 
 from luzia.agents import BUILTIN_PROFILES
@@ -32,6 +31,7 @@ from luzia.jobs import FINAL_STATES, JobState
 from luzia.swarm import SwarmBackend
 from tests import cluster as test_cluster
 from tests.conftest import FAKE_AGENT, Events, idle, waiting
+from tests.support import git, git_repo, see_through_attach
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("swarm")]
 
@@ -42,6 +42,8 @@ FAKE = dataclasses.replace(
 )
 """The fake agent, run from the job's workspace (its copy on the node)."""
 FAKE_ENV = {"FAKE_AGENT_THINK": "0.2", "FAKE_AGENT_DROP_FAST_ENTER": "1"}
+HOOKED = dataclasses.replace(CLAUDE, name="hooked", command="bash ./hooked-agent", delay_enter=0)
+AGENTS = {"fake": FAKE, "hooked": HOOKED}
 
 MAIN = ("node.labels.spare!=1",)
 """The manager and the two workers: never the spare node the node-loss test stops."""
@@ -81,9 +83,13 @@ class Swarm:
         self.config_file.write_text(
             "[defaults]\nmax_concurrent = 16\n\n" + cluster.config_toml(constraints)
         )
-        self.config = Config.load(self.config_file)
-        self.d = ResponsiveDispatcher(home=self.home, config=self.config)
+        self.reload()
         self.backend = SwarmBackend(self.config.swarm)
+
+    def reload(self) -> None:
+        """The config file as it is now, with the test agents; a dispatcher for it."""
+        self.config = dataclasses.replace(Config.load(self.config_file), agents=AGENTS)
+        self.d = ResponsiveDispatcher(home=self.home, config=self.config)
 
     def dispatch(self, task: str, **options: Any) -> str:
         return self.d.dispatch_task(task, workdir=self.workspace, backend="swarm", **options)
@@ -126,6 +132,15 @@ def swarm(
 
 
 @pytest.fixture
+def engine_on_workers(on_workers: Swarm) -> Iterator[Swarm]:
+    """:func:`on_workers` with an engine in this process."""
+    engine = Engine(on_workers.home, on_workers.config).start()
+    yield on_workers
+    on_workers.d.clean(all=True)
+    engine.stop()
+
+
+@pytest.fixture
 def on_workers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swarm_cluster: test_cluster.Cluster
 ) -> Iterator[Swarm]:
@@ -163,179 +178,135 @@ def test_twelve_jobs_spread_over_the_nodes_with_their_logs_and_exit_codes(swarm:
 
 @pytest.mark.timeout(300)
 def test_a_job_on_a_worker_takes_input_shows_its_screen_and_is_killed(
-    on_workers: Swarm,
+    engine_on_workers: Swarm,
 ) -> None:
-    swarm = on_workers
-    engine = Engine(swarm.home, swarm.config).start()
+    swarm = engine_on_workers
+    job_id = swarm.dispatch("read -r line; echo got:$line; sleep 600", cpus=0.25, memory="256m")
+    swarm.wait_state(job_id, JobState.RUNNING)
+    job = swarm.d.get_status(job_id)
+    assert swarm.backend.node_of(job) in ("worker1", "worker2")
+    shown = subprocess.run(
+        [sys.executable, "-m", "luzia", "status", "--json", job_id],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert json.loads(shown.stdout)["container"]["node"] == swarm.backend.node_of(job)
+    spec = swarm.backend._service(job).attrs["Spec"]
+    assert spec["Labels"]["luzia.job"] == job_id
+    assert spec["Labels"]["luzia.home"] == str(swarm.home)
+    template = spec["TaskTemplate"]
+    assert template["RestartPolicy"]["Condition"] == "none"
+    assert template["Placement"]["Constraints"] == list(WORKERS)
+    assert template["Resources"]["Reservations"] == {
+        "NanoCPUs": 250_000_000,
+        "MemoryBytes": 256 * 1024**2,
+    }
+    assert template["Resources"]["Limits"]["Pids"] == 512
+    assert "Networks" not in template  # the node's default network
+    swarm.d.send_input(job_id, "over the node's engine")
+    deadline = time.monotonic() + 30
+    while "got:over the node's engine" not in swarm.log(job_id):
+        assert time.monotonic() < deadline, swarm.log(job_id)
+        time.sleep(0.05)
+    pane = swarm.backend.reattach(job)
+    assert pane is not None
     try:
-        job_id = swarm.dispatch("read -r line; echo got:$line; sleep 600", cpus=0.25, memory="256m")
-        swarm.wait_state(job_id, JobState.RUNNING)
-        job = swarm.d.get_status(job_id)
-        assert swarm.backend.node_of(job) in ("worker1", "worker2")
-        shown = subprocess.run(
-            [sys.executable, "-m", "luzia", "status", "--json", job_id],
-            capture_output=True, text=True, check=True, timeout=60,
-        )  # fmt: skip
-        assert json.loads(shown.stdout)["container"]["node"] == swarm.backend.node_of(job)
-        spec = swarm.backend._service(job).attrs["Spec"]
-        assert spec["Labels"]["luzia.job"] == job_id
-        assert spec["Labels"]["luzia.home"] == str(swarm.home)
-        template = spec["TaskTemplate"]
-        assert template["RestartPolicy"]["Condition"] == "none"
-        assert template["Placement"]["Constraints"] == list(WORKERS)
-        assert template["Resources"]["Reservations"] == {
-            "NanoCPUs": 250_000_000,
-            "MemoryBytes": 256 * 1024**2,
-        }
-        assert template["Resources"]["Limits"]["Pids"] == 512
-        assert "Networks" not in template  # the node's default network
-        swarm.d.send_input(job_id, "over the node's engine")
-        deadline = time.monotonic() + 30
-        while "got:over the node's engine" not in swarm.log(job_id):
-            assert time.monotonic() < deadline, swarm.log(job_id)
-            time.sleep(0.05)
-        pane = swarm.backend.reattach(job)
-        assert pane is not None
-        try:
-            assert "got:over the node's engine" in pane.capture_pane()
-        finally:
-            pane.detach()
-        argv = swarm.d.attach_command(job_id, read_only=True)
-        assert "-H" in argv  # through the worker's own engine, from here
-        person = pexpect.spawn(argv[0], argv[1:], timeout=30, dimensions=(50, 200))
-        try:
-            person.expect("got:over the node's engine")
-            person.sendcontrol("b")
-            person.send("d")
-            person.expect(pexpect.EOF)
-        finally:
-            person.close(force=True)
-        killed = swarm.d.kill_job(job_id)
-        assert killed.state is JobState.KILLED
-        assert swarm.backend.job_alive(killed) is False
+        assert "got:over the node's engine" in pane.capture_pane()
     finally:
-        swarm.d.clean(all=True)
-        engine.stop()
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-    ).stdout
+        pane.detach()
+    argv = swarm.d.attach_command(job_id, read_only=True)
+    assert "-H" in argv  # through the worker's own engine, from here
+    see_through_attach(argv, "got:over the node's engine")
+    killed = swarm.d.kill_job(job_id)
+    assert killed.state is JobState.KILLED
+    assert swarm.backend.job_alive(killed) is False
 
 
 @pytest.mark.timeout(300)
 def test_a_job_on_a_worker_changes_its_copy_and_its_change_is_diffed_and_committed_here(
-    on_workers: Swarm,
+    engine_on_workers: Swarm,
 ) -> None:
-    swarm = on_workers
+    swarm = engine_on_workers
     repo = swarm.workspace
-    (repo / "gone.txt").write_text("deleted on the node\n")
-    (repo / "tool.sh").write_text("#!/bin/sh\n")
-    (repo / ".gitignore").write_text(".cache\n")
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "config", "user.name", "Ursula User")
-    _git(repo, "config", "user.email", "ursula@example.com")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "start")
+    git_repo(
+        repo,
+        {
+            "gone.txt": b"deleted on the node\n",
+            "tool.sh": b"echo tool\n",
+            ".gitignore": b".cache\n",
+        },
+    )
     (repo / "notes.txt").write_text("the user's own, uncommitted\n")
-    engine = Engine(swarm.home, swarm.config).start()
-    try:
-        job_id = swarm.dispatch(
-            "echo made on the node > made.txt && echo bye >> hello.txt && rm gone.txt && "
-            "chmod +x tool.sh && ln -s hello.txt link && echo ignored > .cache && "
-            "read -r line && echo later > later.txt",
-            network="host",
-        )
-        swarm.wait_state(job_id, JobState.RUNNING)
-        located = swarm.backend._locate(swarm.d.get_status(job_id))
-        assert located is not None and located[1].attrs["HostConfig"]["NetworkMode"] == "host"
-        deadline = time.monotonic() + 30
-        while "made.txt" not in (so_far := swarm.d.diff_job(job_id, stat=True)):
-            assert time.monotonic() < deadline, so_far
-            time.sleep(0.1)
-        swarm.d.send_input(job_id, "go")
-        assert swarm.d.wait_for_job(job_id, timeout=60).state is JobState.COMPLETED
-        assert not (repo / "made.txt").exists()  # the job changed its own copy
-        patch = swarm.d.diff_job(job_id)
-        for shown in ("b/made.txt", "+bye", "deleted file mode", "new mode 100755", "b/link"):
-            assert shown in patch
-        assert "later.txt" in patch and "notes.txt" not in patch and ".cache" not in patch
-        assert swarm.d.apply_job(job_id) is True
-        assert (repo / "later.txt").read_text() == "later\n"
-        assert os.readlink(repo / "link") == "hello.txt"
-        swarm.d.revert_job(job_id)
-        assert not (repo / "made.txt").exists() and (repo / "gone.txt").exists()
-        done = subprocess.run(
-            [sys.executable, "-m", "luzia", "commit", "--json", job_id],
-            capture_output=True, text=True, check=True, timeout=60,
-        )  # fmt: skip
-        sha = json.loads(done.stdout)["commit"]
-        assert _git(repo, "rev-parse", "HEAD").strip() == sha
-        assert (repo / "made.txt").read_text() == "made on the node\n"
-        assert _git(repo, "status", "--porcelain").strip() == "?? notes.txt"
-    finally:
-        swarm.d.clean(all=True)
-        engine.stop()
+    job_id = swarm.dispatch(
+        "echo made on the node > made.txt && echo bye >> hello.txt && rm gone.txt && "
+        "chmod +x tool.sh && ln -s hello.txt link && echo ignored > .cache && "
+        "read -r line && echo later > later.txt",
+        network="host",
+    )
+    swarm.wait_state(job_id, JobState.RUNNING)
+    located = swarm.backend._locate(swarm.d.get_status(job_id))
+    assert located is not None and located[1].attrs["HostConfig"]["NetworkMode"] == "host"
+    deadline = time.monotonic() + 30
+    while "made.txt" not in (so_far := swarm.d.diff_job(job_id, stat=True)):
+        assert time.monotonic() < deadline, so_far
+        time.sleep(0.1)
+    swarm.d.send_input(job_id, "go")
+    assert swarm.d.wait_for_job(job_id, timeout=60).state is JobState.COMPLETED
+    assert not (repo / "made.txt").exists()  # the job changed its own copy
+    patch = swarm.d.diff_job(job_id)
+    for shown in ("b/made.txt", "+bye", "deleted file mode", "new mode 100755", "b/link"):
+        assert shown in patch
+    assert "later.txt" in patch and "notes.txt" not in patch and ".cache" not in patch
+    assert swarm.d.apply_job(job_id) is True
+    assert (repo / "later.txt").read_text() == "later\n"
+    assert os.readlink(repo / "link") == "hello.txt"
+    swarm.d.revert_job(job_id)
+    assert not (repo / "made.txt").exists() and (repo / "gone.txt").exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "luzia", "commit", "--json", job_id],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    sha = json.loads(done.stdout)["commit"]
+    assert git(repo, "rev-parse", "HEAD").strip() == sha
+    assert (repo / "made.txt").read_text() == "made on the node\n"
+    assert git(repo, "status", "--porcelain").strip() == "?? notes.txt"
 
 
 @pytest.mark.timeout(300)
 def test_an_interactive_agent_on_a_worker_is_followed_turn_by_turn_and_asks_a_person(
-    on_workers: Swarm,
+    engine_on_workers: Swarm,
 ) -> None:
-    swarm = on_workers
+    swarm = engine_on_workers
     repo = swarm.workspace
-    agent = repo / "fake-agent"
-    agent.write_bytes(FAKE_AGENT.read_bytes())
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=U", "-c", "user.email=u@x", "commit", "-q", "-m", "start")
-    config = dataclasses.replace(swarm.config, agents={"fake": FAKE})
-    d = ResponsiveDispatcher(home=swarm.home, config=config)
-    engine = Engine(swarm.home, config).start()
-    try:
-        job_id = d.dispatch_task(
-            "edit hello.txt: from the node",
-            workdir=repo, backend="swarm", agent="fake", env=FAKE_ENV,
-        )  # fmt: skip
-        events = Events(d, job_id)
-        events.until(idle("waiting at its prompt"), "the first turn ended")
-        d.send_input(job_id, "ask: Allow edit to second.txt?\nedit second.txt: answered")
-        assert "Allow edit to second.txt?" in events.until(waiting(), "the question").reason
-        d.send_input(job_id, "y", enter=False)
-        events.until(idle("waiting at its prompt"), "the answered turn ended")
-        assert "+answered" in d.diff_job(job_id)  # so far, from the node's copy
-        d.send_input(job_id, "exit 3")
-        assert d.wait_for_job(job_id, timeout=60).exit_code == 3
-        assert "+from the node" in d.diff_job(job_id)
-    finally:
-        d.clean(all=True)
-        engine.stop()
-        d.close()
+    git_repo(repo, {"fake-agent": FAKE_AGENT.read_bytes()})
+    d = swarm.d
+    job_id = d.dispatch_task(
+        "edit hello.txt: from the node",
+        workdir=repo, backend="swarm", agent="fake", env=FAKE_ENV,
+    )  # fmt: skip
+    events = Events(d, job_id)
+    events.until(idle("waiting at its prompt"), "the first turn ended")
+    d.send_input(job_id, "ask: Allow edit to second.txt?\nedit second.txt: answered")
+    assert "Allow edit to second.txt?" in events.until(waiting(), "the question").reason
+    d.send_input(job_id, "y", enter=False)
+    events.until(idle("waiting at its prompt"), "the answered turn ended")
+    assert "+answered" in d.diff_job(job_id)  # so far, from the node's copy
+    d.send_input(job_id, "exit 3")
+    assert d.wait_for_job(job_id, timeout=60).exit_code == 3
+    assert "+from the node" in d.diff_job(job_id)
 
 
 @pytest.mark.timeout(300)
-def test_an_agents_own_signals_reach_the_engine_from_a_worker(on_workers: Swarm) -> None:
-    swarm = on_workers
+def test_an_agents_own_signals_reach_the_engine_from_a_worker(engine_on_workers: Swarm) -> None:
+    swarm = engine_on_workers
     (swarm.workspace / "hooked-agent").write_bytes(HOOKED_AGENT.read_bytes())
-    stand_in = dataclasses.replace(
-        CLAUDE, name="hooked", command="bash ./hooked-agent", delay_enter=0
-    )
-    config = dataclasses.replace(swarm.config, agents={"hooked": stand_in})
-    d = ResponsiveDispatcher(home=swarm.home, config=config)
-    engine = Engine(swarm.home, config).start()
-    try:
-        job_id = d.dispatch_task("first", workdir=swarm.workspace, backend="swarm", agent="hooked")
-        events = Events(d, job_id)
-        events.until(idle("done: first at "), "the first turn's Stop hook")
-        d.send_input(job_id, "second")
-        events.until(lambda e: e.state is JobState.RUNNING, "the prompt's hook")
-        events.until(idle("done: second at "), "the second turn's Stop hook")
-        assert list((d.get_status(job_id).job_dir / "signals").iterdir()) == []
-    finally:
-        d.clean(all=True)
-        engine.stop()
-        d.close()
+    d = swarm.d
+    job_id = swarm.dispatch("first", agent="hooked")
+    events = Events(d, job_id)
+    events.until(idle("done: first at "), "the first turn's Stop hook")
+    d.send_input(job_id, "second")
+    events.until(lambda e: e.state is JobState.RUNNING, "the prompt's hook")
+    events.until(idle("done: second at "), "the second turn's Stop hook")
+    assert list((d.get_status(job_id).job_dir / "signals").iterdir()) == []
 
 
 @pytest.mark.timeout(300)
@@ -356,9 +327,9 @@ def test_a_docker_context_is_a_nodes_endpoint(
     text = text.replace(f'worker1 = "{worker.endpoint}"', 'worker1 = "context:lz-worker1"')
     assert 'worker1 = "context:lz-worker1"' in text
     swarm.config_file.write_text(text)
-    config = Config.load(swarm.config_file)
-    d = ResponsiveDispatcher(home=swarm.home, config=config)
-    engine = Engine(swarm.home, config).start()
+    swarm.reload()
+    d = swarm.d
+    engine = Engine(swarm.home, swarm.config).start()
     try:
         job_id = d.dispatch_task(
             "read -r line; echo got:$line; sleep 600", workdir=swarm.workspace, backend="swarm"
@@ -371,19 +342,11 @@ def test_a_docker_context_is_a_nodes_endpoint(
             time.sleep(0.05)
         argv = d.attach_command(job_id, read_only=True)
         assert argv[1:3] == ["--context", "lz-worker1"]
-        person = pexpect.spawn(argv[0], argv[1:], timeout=30, dimensions=(50, 200))
-        try:
-            person.expect("got:through a context")
-            person.sendcontrol("b")
-            person.send("d")
-            person.expect(pexpect.EOF)
-        finally:
-            person.close(force=True)
+        see_through_attach(argv, "got:through a context")
         assert d.kill_job(job_id).state is JobState.KILLED
     finally:
         d.clean(all=True)
         engine.stop()
-        d.close()
     _assert_no_services(swarm_cluster, swarm.home)
 
 
@@ -441,8 +404,7 @@ def test_a_lost_worker_fails_its_jobs_naming_it_and_runs_them_nowhere_else(
                 f'\n[projects.{project}]\npath = "{swarm.workspace}"\n'
                 f'constraints = ["node.labels.{constraint}"]\n'
             )
-    swarm.config = Config.load(swarm.config_file)
-    swarm.d = ResponsiveDispatcher(home=swarm.home, config=swarm.config)
+    swarm.reload()
     manager = swarm_cluster.manager
     manager.docker("node", "update", "--label-add", "lz-roam=1", "lzc-spare")
     engine = Engine(swarm.home, swarm.config).start()

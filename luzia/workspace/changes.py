@@ -32,7 +32,6 @@ from luzia.workspace.snapshots import (
 )
 from luzia.workspace.trees import (
     Entry,
-    FileChange,
     diff_trees,
     empty_tree,
     index_info,
@@ -173,13 +172,8 @@ def apply(workspace: Path | str, job_id: str) -> bool:
     with capture(repo) as state:
         if _holds(repo, state, post):
             return False
-        _check_unchanged(repo, job_id, pre, state, "apply it", since="started")
-        forward = diff_trees(repo, state.tree, post.tree)
-        _check_nothing_in_the_way(repo, job_id, [c.path for c in forward if c.old is None], "apply")
-        _check_out(repo, state, forward, post)
-    _move_head(repo, state, post, f"luzia apply: job {job_id}")
-    if post.index_commit is not None:
-        _restore_index(repo, post.index_commit)
+        _turn(repo, job_id, state, pre, post, "apply")
+    _point_at(repo, state, post, f"luzia apply: job {job_id}")
     return True
 
 
@@ -198,13 +192,8 @@ def revert(workspace: Path | str, job_id: str) -> None:
     with capture(repo) as state:
         if _holds(repo, state, pre):
             return
-        _check_unchanged(repo, job_id, post, state, "revert it")
-        back = diff_trees(repo, state.tree, pre.tree)
-        _check_nothing_in_the_way(repo, job_id, [c.path for c in back if c.old is None], "revert")
-        _check_out(repo, state, back, pre)
-    _move_head(repo, state, pre, f"luzia revert: job {job_id}")
-    if pre.index_commit is not None:
-        _restore_index(repo, pre.index_commit)
+        _turn(repo, job_id, state, post, pre, "revert")
+    _point_at(repo, state, pre, f"luzia revert: job {job_id}")
 
 
 def _holds(repo: Repo, state: WorkspaceState, snap: Snapshot) -> bool:
@@ -213,15 +202,27 @@ def _holds(repo: Repo, state: WorkspaceState, snap: Snapshot) -> bool:
     return same_head and trees_agree(repo, state.tree, snap.tree)
 
 
-def _check_out(
-    repo: Repo, state: WorkspaceState, changes: Sequence[FileChange], goal: Snapshot
+def _turn(
+    repo: Repo, job_id: str, state: WorkspaceState, now: Snapshot, goal: Snapshot, action: str
 ) -> None:
-    """Make the working tree's files those of ``goal`` (only under a subdirectory workspace)."""
+    """Make the working tree's files those of ``goal`` (under the workspace only), refusing
+    unless they are those of ``now`` (the other snapshot) and no ignored file is in the way."""
+    since = "started" if action == "apply" else "ended"
+    _check_unchanged(repo, job_id, now, state, f"{action} it", since=since)
+    changes = diff_trees(repo, state.tree, goal.tree)
+    _check_nothing_in_the_way(repo, job_id, [c.path for c in changes if c.old is None], action)
     if repo.prefix:
         tree = tree_with(repo, state.tree, [(c.path, c.new) for c in changes])
     else:
         tree = goal.tree
     repo.run("read-tree", "-m", "-u", state.tree, tree, index=state.index_file)
+
+
+def _point_at(repo: Repo, state: WorkspaceState, goal: Snapshot, reflog: str) -> None:
+    """Put HEAD, its branch and the index where ``goal`` recorded them."""
+    _move_head(repo, state, goal, reflog)
+    if goal.index_commit is not None:
+        _restore_index(repo, goal.index_commit)
 
 
 def _move_head(repo: Repo, state: WorkspaceState, goal: Snapshot, reflog: str) -> None:
