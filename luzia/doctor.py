@@ -54,6 +54,7 @@ def run_checks(home: Path, config_file: Path | None = None) -> list[Check]:
     checks.extend(check_images(client, config, needed="docker" in backends))
     checks.extend(check_agents(client, config))
     checks.extend(check_networks(client, config))
+    checks.extend(check_swarm(config))
     checks += [check_home(home), check_sockets(), check_store(home), config_check]
     checks.extend(check_project_paths(config))
     checks.append(check_engine(home))
@@ -290,6 +291,80 @@ def check_networks(client: docker.DockerClient | None, config: Config | None) ->
             continue
         checks.append(Check(name, state.status, state.detail, state.fix))
     return checks
+
+
+def check_swarm(config: Config | None) -> list[Check]:
+    """When swarm jobs may run: the manager, every swarm node (can luzia drive a job placed
+    there?), and the image every node pulls. Nothing when the config has no swarm."""
+    if config is None:
+        return []
+    settings = config.swarm
+    wanted = "swarm" in _backends(config) or settings.nodes or settings.manager
+    if not wanted:
+        return []
+    from luzia.swarm import _client
+
+    where = settings.manager or os.environ.get("DOCKER_HOST", "the default socket")
+    try:
+        manager = _client(settings.manager)
+        swarm = manager.info().get("Swarm") or {}
+    except Exception as exc:
+        fix = "start it, or set [swarm] manager to a manager's endpoint"
+        return [Check("swarm manager", "fail", f"{where}: {_first_line(exc)}", fix)]
+    if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+        fix = "docker swarm init there, or set [swarm] manager to a manager's endpoint"
+        return [Check("swarm manager", "fail", f"{where} is not a swarm manager", fix)]
+    nodes = manager.nodes.list()
+    ready = sum(1 for n in nodes if n.attrs.get("Status", {}).get("State") == "ready")
+    checks = [Check("swarm manager", "ok", f"{where}: {len(nodes)} nodes, {ready} ready")]
+    reached: dict[str, str] = {}
+    for name, endpoint in sorted(settings.nodes.items()):
+        try:
+            node_id = str(_client(endpoint).info().get("Swarm", {}).get("NodeID") or "")
+        except Exception as exc:
+            detail = f"{endpoint} does not answer: {_first_line(exc)}"
+            checks.append(Check(f"swarm endpoint {name}", "warn", detail, None))
+            continue
+        reached[node_id] = f"{name} ({endpoint})"
+    for node in sorted(nodes, key=lambda n: str(n.attrs["Description"].get("Hostname", ""))):
+        hostname = str(node.attrs["Description"].get("Hostname", node.id[:12]))
+        state = node.attrs.get("Status", {}).get("State")
+        label = f"swarm node {hostname}"
+        if state != "ready":
+            checks.append(Check(label, "warn", f"{state}: swarm places no job there", None))
+        elif node.id in reached:
+            checks.append(Check(label, "ok", f"ready, driven through {reached[node.id]}"))
+        else:
+            fix = f'add {hostname} = "tcp://HOST:2376" (or "ssh://USER@HOST") to [swarm.nodes]'
+            checks.append(
+                Check(
+                    label,
+                    "fail",
+                    "ready, but no [swarm.nodes] endpoint reaches it: a job placed there "
+                    "cannot be driven",
+                    fix,
+                )
+            )
+    checks.append(_swarm_image(manager, settings.registry))
+    return checks
+
+
+def _swarm_image(manager: docker.DockerClient, registry: str | None) -> Check:
+    """Whether the image swarm jobs run is where every node pulls it from."""
+    from controllers.image import DEFAULT_IMAGE
+    from controllers.image.push import registry_name
+
+    if not registry:
+        detail = f"no [swarm] registry: every node must hold {DEFAULT_IMAGE} already"
+        return Check("swarm image", "warn", detail, "set [swarm] registry, then luzia image push")
+    image = registry_name(DEFAULT_IMAGE, registry)
+    try:
+        digest = manager.images.get_registry_data(image).id
+    except Exception as exc:
+        why = getattr(exc, "explanation", None) or _first_line(exc)  # the registry's words
+        detail = f"{image} is not in the registry, as the manager sees it: {why}"
+        return Check("swarm image", "fail", detail, "luzia image push")
+    return Check("swarm image", "ok", f"{image} in the registry ({digest[:19]})")
 
 
 def _default_image() -> str:

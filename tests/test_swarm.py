@@ -507,3 +507,24 @@ def test_clean_all_removes_this_homes_services_the_store_does_not_know(swarm: Sw
     finally:
         for service in swarm.backend.manager.services.list(filters={"name": "luzia-yyyyyyyy"}):
             service.remove()
+
+
+def test_doctor_says_which_swarm_nodes_luzia_can_drive(swarm: Swarm) -> None:
+    from luzia.doctor import check_swarm
+
+    checks = {check.name: check for check in check_swarm(swarm.config)}
+    assert checks["swarm manager"].status == "ok", checks["swarm manager"]
+    for node in ("lzc-manager", "lzc-worker1", "lzc-worker2"):
+        assert checks[f"swarm node {node}"].status == "ok", checks[f"swarm node {node}"]
+    assert checks["swarm image"].status == "ok", checks["swarm image"]
+    text = swarm.config_file.read_text()
+    worker2 = next(line for line in text.splitlines() if line.startswith("worker2 = "))
+    swarm.config_file.write_text(text.replace(worker2 + "\n", ""))
+    shown = subprocess.run(
+        [sys.executable, "-m", "luzia", "doctor", "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 1, shown.stderr
+    told = {check["name"]: check for check in json.loads(shown.stdout)["checks"]}
+    assert told["swarm node lzc-worker2"]["status"] == "fail"
+    assert "to [swarm.nodes]" in told["swarm node lzc-worker2"]["fix"]
