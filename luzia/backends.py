@@ -193,6 +193,10 @@ class Backend(ABC):
         """Where this host sees a file the job's processes name ``path``."""
         return Path(path)
 
+    def tidy(self, home: Path, busy_ids: set[str]) -> None:  # noqa: B027 - most have nothing
+        """Release what ``home``'s jobs other than ``busy_ids`` held and could not give back
+        at once (a swarm job's network, freed once swarm has removed its task); every minute."""
+
     def lost_node(self, job: Job) -> str | None:
         """The node this backend found lost under the job (swarm), which may then run again
         elsewhere if it was dispatched with ``retries``; ``None``: no node was lost."""

@@ -824,6 +824,11 @@ class Engine:
             with contextlib.suppress(LuziaError):
                 self._backend(job).remove(job)
                 self.store.update(job.id, container_id=None, tmux_target=None)
+        busy = {job.id for job in self.store.list(state=(JobState.QUEUED, *ACTIVE_STATES))}
+        with self._backends_lock:
+            backends = list(self._backends.values())
+        for backend in backends:
+            backend.tidy(self.home, busy)
 
 
 def _make_backend(name: str, config: Config) -> Backend:

@@ -335,8 +335,30 @@ class SwarmBackend(DockerBackend):
                 constraints=self._constraints(job),
                 init=True,
                 cap_drop=["ALL"],
-                networks=_service_networks(network),
+                networks=self._networks(job, network, labels),
             )
+
+    def _networks(self, job: Job, network: str | None, labels: dict[str, str]) -> list[str]:
+        """The networks a job's service joins. For luzia's own: an overlay of the job's own
+        (``luzia-job-<id>``, made here or kept from an earlier attempt), so no other job can
+        reach it, as luzia's network keeps docker jobs apart (swarm has no bridge with
+        inter-container traffic off). ``bridge``: none named (the node's default network).
+        Else the one named: ``host``, or a swarm-scoped network such as an overlay (swarm
+        refuses the service, with its words, for any other)."""
+        from luzia.network import is_own
+
+        if network == "bridge":
+            return []
+        if network is not None and not is_own(network):
+            return [network]
+        with _docker_errors(f"cannot make the network of job {job.id}"):
+            kept = self.manager.networks.list(filters={"label": f"luzia.job={job.id}"})
+            if kept:
+                return [str(kept[0].id)]
+            own = self.manager.networks.create(
+                f"luzia-job-{job.id}", driver="overlay", labels=labels, check_duplicate=True
+            )
+        return [str(own.id)]
 
     def _constraints(self, job: Job) -> list[str]:
         """``[swarm]``'s placement constraints and the job's project's."""
@@ -516,9 +538,27 @@ class SwarmBackend(DockerBackend):
             self._remove_service(job)
 
     def remove(self, job: Job) -> None:
-        """Remove the service: swarm removes its container, and the workspace copy in it."""
+        """Remove the service: swarm removes its container, and the workspace copy in it. The
+        job's network goes once the task has (:meth:`tidy`; at once if it already has)."""
         self._remove_service(job)
         self._lost.pop(job.id, None)
+        self._remove_networks(f"luzia.job={job.id}", keep=set())
+
+    def tidy(self, home: Path, busy_ids: set[str]) -> None:
+        """Remove the networks of this home's jobs that are not in ``busy_ids`` and have no
+        service left (one whose task swarm is still removing refuses, and is tried next time)."""
+        with contextlib.suppress(Exception):  # the manager is away: next time
+            services = self.manager.services.list(filters={"label": f"luzia.home={home}"})
+            kept = {str(s.attrs["Spec"].get("Labels", {}).get("luzia.job")) for s in services}
+            self._remove_networks(f"luzia.home={home}", keep=busy_ids | kept)
+
+    def _remove_networks(self, label: str, keep: set[str]) -> None:
+        with contextlib.suppress(Exception):  # the manager is away: next time
+            for network in self.manager.networks.list(filters={"label": label}):
+                if (network.attrs.get("Labels") or {}).get("luzia.job") in keep:
+                    continue
+                with contextlib.suppress(Exception):  # in use until swarm removes the task
+                    network.remove()
 
     def _remove_service(self, job: Job) -> None:
         service = self._service(job)
@@ -535,6 +575,7 @@ class SwarmBackend(DockerBackend):
                 with _docker_errors(f"cannot remove swarm service {service.name}"):
                     service.remove()
                 removed.append(str(service.name))
+        self._remove_networks(f"luzia.home={home}", keep=known_ids)
         return removed
 
     def attach_command(self, job: Job, read_only: bool) -> list[str]:
@@ -632,18 +673,6 @@ def _client(endpoint: str | None) -> docker.DockerClient:
     from controllers.docker_engine import docker_client, endpoint_client
 
     return docker_client() if endpoint is None else endpoint_client(endpoint)
-
-
-def _service_networks(network: str | None) -> list[str]:
-    """The networks a job's service joins: none named for luzia's own or ``bridge`` (the
-    node's default network: swarm has no bridge across nodes, nor one with containers kept
-    apart), else the one the job names: ``host``, or a swarm-scoped network such as an overlay
-    (swarm refuses the service, with its words, for any other)."""
-    from luzia.network import is_own
-
-    if network is None or is_own(network) or network == "bridge":
-        return []
-    return [network]
 
 
 def _recorded_node(job: Job) -> str | None:

@@ -201,7 +201,9 @@ def test_a_job_on_a_worker_takes_input_shows_its_screen_and_is_killed(
         "MemoryBytes": 256 * 1024**2,
     }
     assert template["Resources"]["Limits"]["Pids"] == 512
-    assert "Networks" not in template  # the node's default network
+    (attached,) = template["Networks"]  # a network of its own, no other job on it
+    network = swarm.backend.manager.networks.get(attached["Target"])
+    assert (network.name, network.attrs["Driver"]) == (f"luzia-job-{job_id}", "overlay")
     swarm.d.send_input(job_id, "over the node's engine")
     deadline = time.monotonic() + 30
     while "got:over the node's engine" not in swarm.log(job_id):
@@ -219,6 +221,12 @@ def test_a_job_on_a_worker_takes_input_shows_its_screen_and_is_killed(
     killed = swarm.d.kill_job(job_id)
     assert killed.state is JobState.KILLED
     assert swarm.backend.job_alive(killed) is False
+    swarm.d.remove_job(job_id)
+    deadline = time.monotonic() + 60
+    while swarm.backend.manager.networks.list(filters={"label": f"luzia.job={job_id}"}):
+        assert time.monotonic() < deadline, "the job's network outlived its task"
+        swarm.backend.tidy(swarm.home, set())  # what the engine does every minute
+        time.sleep(0.5)
 
 
 @pytest.mark.timeout(300)
