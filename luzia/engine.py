@@ -448,8 +448,8 @@ class Engine:
         read the whole log and act on the workspace at once. ``pane_gone``: its container or
         tmux server is gone, and with it the ``cat`` that writes the log.
         """
-        if state is None and self._run_again(job, reason):
-            return
+        if state is None and code is None and self._run_again(job, reason):
+            return  # a recorded exit status is the job's own end, wherever its node is now
         notes = []
         killed = state is JobState.KILLED
         if not self._drain_log(live, job, code, pane_gone, killed) and _disk_full(job.log_path):
