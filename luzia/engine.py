@@ -186,6 +186,8 @@ class Engine:
         self._events.put(("stop", "", None))
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("the engine is still finishing its work after %g s", timeout)
 
     def _shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)

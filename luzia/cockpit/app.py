@@ -19,6 +19,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.timer import Timer
@@ -344,6 +345,7 @@ class Cockpit(App[None]):
 
     def _render_list(self) -> None:
         table = self.table
+        self._take_cursor(table)
         shown = ordered(job for job in self.jobs if matches(job, self.filter_text))
         now = time.time()
         rows = {job.id: row(job, now) for job in shown}
@@ -374,6 +376,15 @@ class Cockpit(App[None]):
             self.part["empty"].display = empty
             table.display = not empty
         self._follow_selection()
+
+    def _take_cursor(self, table: DataTable[Any]) -> None:
+        """The job under the cursor is the one selected: only a person moves the cursor between
+        two renders (each puts it back on the selected job), and the move's highlight message
+        may not have arrived yet; without this a render would undo a key press."""
+        if 0 <= table.cursor_row < table.row_count:
+            key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+            if key is not None:
+                self.selected_id = key
 
     def _restore_selection(self, shown: list[Job], table: DataTable[Any]) -> None:
         ids = [job.id for job in shown]
