@@ -169,6 +169,11 @@ def stop_engine(home: Path, timeout: float = 10.0) -> bool:
     status = _settled_status(home, timeout)
     if not status.running or status.pid is None:
         return False
+    if status.pid == os.getpid():
+        raise LuziaError(
+            f"the engine of {home} runs in this process (pid {status.pid}): stop it with its "
+            "Engine.stop(), not a signal to this process"
+        )
     with contextlib.suppress(ProcessLookupError):
         os.kill(status.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout

@@ -387,6 +387,10 @@ class Engine:
         stopped = bool(alive) and _process_stopped(backend, job)
         if alive is False and gone is None:
             gone = _gone(job, backend)
+        if alive is False and gone is None and read_pid(job) is None:
+            # The shell has said the command started, but run.sh has not recorded its pid (nor
+            # tagged itself): it is only starting, which no process shows yet. Look again.
+            alive = None
         return Evidence(alive=alive, exit_code=read_exit_code(job), stopped=stopped, gone=gone)
 
     def _reattach(self, live: _Live, backend: Backend) -> None:

@@ -324,3 +324,30 @@ def _job_runs(d: ResponsiveDispatcher, job_id: str) -> bool:
 
     job = d.get_status(job_id)
     return backend_for(job.backend).job_alive(job)
+
+
+def test_a_command_only_starting_is_not_taken_for_ended(
+    dispatcher: ResponsiveDispatcher, engine: Engine, workspace: Path
+) -> None:
+    """The shell says a command started before ``run.sh`` records its pid and tags itself; a
+    look in between (a dropped stream, under load) finds no process of the job and must not
+    end it. The same look once ``run.sh`` recorded its pid and nothing runs: ended."""
+    from luzia.backends import PID_FILE, LocalBackend
+
+    job_id = dispatcher.dispatch_task("exit 0", workdir=workspace, backend="local")
+    job = dispatcher.wait_for_job(job_id, timeout=60)
+    (job.job_dir / "exit_code").unlink()
+    (job.job_dir / PID_FILE).unlink()
+    starting = engine._evidence(job, LocalBackend(), None)
+    assert starting.alive is None
+    (job.job_dir / PID_FILE).write_text("999999999\n")
+    assert engine._evidence(job, LocalBackend(), None).alive is False
+
+
+def test_stop_engine_never_signals_its_own_process(home: Path, engine: Engine) -> None:
+    from luzia.daemon import engine_status, stop_engine
+    from luzia.errors import LuziaError
+
+    with pytest.raises(LuziaError, match="runs in this process"):
+        stop_engine(home)
+    assert engine_status(home).running

@@ -469,8 +469,8 @@ def test_a_lost_worker_fails_its_jobs_naming_it_and_runs_them_nowhere_else(
         try:
             swarm.d.clean(all=True)
         finally:
+            engine.stop(timeout=120)  # first: the daemon's pid is then the only one recorded
             stop_engine(swarm.home)
-            engine.stop()
             for node in ("lzc-spare", "lzc-worker1"):
                 manager.docker("node", "update", "--label-rm", "lz-roam", node)
     _assert_no_services(swarm_cluster, swarm.home)
