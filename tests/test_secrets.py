@@ -31,7 +31,9 @@ from tests.test_private_state import User, make_user, other  # noqa: F401 (fixtu
 
 TOKEN = "zzSEKRIT1zz"
 PASSWORD = 'zzSEKRIT2zz it\'s\n$HOME "q"'  # quotes, a newline and a $: all reach the job as is
-SECRETS = (TOKEN, "zzSEKRIT2zz")
+KILLED_TOKEN = "zzSEKRIT3zz"
+"""A value of its own for a test that scans every argv on the machine while the CLI test, in
+another worker, passes its own to ``luzia dispatch -e`` on purpose."""
 
 
 def argv_holding(*values: str) -> list[str]:
@@ -69,37 +71,41 @@ def test_secrets_stay_in_their_file_end_to_end(
     other: User,  # noqa: F811
 ) -> None:
     caller = Luzia(luzia.home, {**luzia.env, "DB_PASSWORD": PASSWORD}, luzia.cwd)
+    # The dispatch below has it in its argv on purpose (-e NAME=VALUE): a value of this
+    # variant's own, so that another worker's variant, scanning every argv, never sees it.
+    token = f"zzSEKRIT1{backend_args[1]}zz"
+    secrets = (token, "zzSEKRIT2zz")
     task = (
         'printf "%s|%s|%s" "$API_TOKEN" "$DB_PASSWORD" "$PLAIN" > out.tmp && mv out.tmp out; '
         "while [ ! -e go ]; do sleep 0.1; done"
     )
-    args = ["-e", f"API_TOKEN={TOKEN}", "-e", "DB_PASSWORD", "-e", "PLAIN=plain-value"]
+    args = ["-e", f"API_TOKEN={token}", "-e", "DB_PASSWORD", "-e", "PLAIN=plain-value"]
     job_id = caller.dispatch(*backend_args, "--workdir", str(workspace), *args, task)
     job_dir = luzia.home / "jobs" / job_id
 
     wait_for(workspace / "out")  # the command runs, past reading its variables
-    assert (workspace / "out").read_text() == f"{TOKEN}|{PASSWORD}|plain-value"
-    assert argv_holding(*SECRETS) == []
+    assert (workspace / "out").read_text() == f"{token}|{PASSWORD}|plain-value"
+    assert argv_holding(*secrets) == []
     seen = subprocess.run([*other.argv(), "ps", "-eo", "args"], capture_output=True, text=True)
     assert seen.returncode == 0 and "tmux" in seen.stdout, seen  # another user's view, too
-    assert not any(secret in seen.stdout for secret in SECRETS)
+    assert not any(secret in seen.stdout for secret in secrets)
     assert stat.S_IMODE((job_dir / ENV_FILE).stat().st_mode) == 0o600
 
     status = luzia.status(job_id)
     assert status["env"] == {"API_TOKEN": "***", "DB_PASSWORD": "***", "PLAIN": "plain-value"}
     shown = luzia.ok("status", job_id) + json.dumps(luzia.json("jobs")) + json.dumps(status)
     assert "API_TOKEN=*** DB_PASSWORD=*** PLAIN=plain-value" in shown
-    assert not any(secret in shown for secret in SECRETS)
+    assert not any(secret in shown for secret in secrets)
     if status["container_id"]:  # nor in what the Docker API keeps about the container
         from controllers.docker_engine import docker_client
 
         container = docker_client().containers.get(status["container_id"])
-        assert not any(s in json.dumps(container.attrs) for s in SECRETS)
+        assert not any(s in json.dumps(container.attrs) for s in secrets)
 
     (workspace / "go").touch()
     assert luzia.run("wait", job_id).returncode == 0
     assert not (job_dir / ENV_FILE).exists()
-    assert not any(s.encode() in store_bytes(luzia.home) for s in SECRETS)
+    assert not any(s.encode() in store_bytes(luzia.home) for s in secrets)
     assert "PLAIN=plain-value" in luzia.ok("status", job_id)
 
 
@@ -163,11 +169,11 @@ def test_a_killed_job_loses_its_env_file_and_argv_never_had_it(
         workdir=workspace,
         backend=backend,  # type: ignore[arg-type]
         image=image,
-        env={"SERVICE_KEY": TOKEN},
+        env={"SERVICE_KEY": KILLED_TOKEN},
     )
     wait_for(workspace / "out")
-    assert (workspace / "out").read_text() == f"{TOKEN}\n"
-    assert argv_holding(TOKEN) == []
+    assert (workspace / "out").read_text() == f"{KILLED_TOKEN}\n"
+    assert argv_holding(KILLED_TOKEN) == []
     job = dispatcher.get_status(job_id)
     assert job.env == {"SERVICE_KEY": None}
     assert job.to_dict()["env"] == {"SERVICE_KEY": "***"}
@@ -175,7 +181,7 @@ def test_a_killed_job_loses_its_env_file_and_argv_never_had_it(
 
     assert dispatcher.kill_job(job_id).state is JobState.KILLED
     assert not (job.job_dir / ENV_FILE).exists()
-    assert TOKEN.encode() not in store_bytes(dispatcher.home)
+    assert KILLED_TOKEN.encode() not in store_bytes(dispatcher.home)
 
 
 def test_config_patterns_mark_more_names_secret(tmp_path: Path) -> None:
