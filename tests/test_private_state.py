@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from controllers.pytest_plugin import host_lock, in_ci
+from luzia.network import NETWORK_VAR
 from luzia.paths import home_tag
 
 SCRIPT = shutil.which("luzia") or str(Path(sys.executable).parent / "luzia")
@@ -166,7 +167,11 @@ class Luzia:
         tmp.mkdir(exist_ok=True)
         tmp.chmod(0o1777)
         self.runtime = tmp / f"luzia-{user.uid if user else 0}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LUZIA_", "XDG_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("LUZIA_", "XDG_")) or k == NETWORK_VAR  # this run's network
+        }
         self.env = env | {
             "LUZIA_HOME": str(home),
             "LUZIA_CONFIG": str(config),
