@@ -650,11 +650,12 @@ class _SwarmPane(DockerTmuxController):
         names = self.tmux("list-buffers", "-F", "#{buffer_name}")
         for buffer in sorted(n for n in names if n.startswith(BELL_BUFFER)):
             encoded = "".join(self.tmux("show-buffer", "-b", buffer))
-            self.tmux("delete-buffer", "-b", buffer)  # one that is not luzia's goes too
             try:
                 taken = put_record(signals_dir, buffer[len(BELL_BUFFER) :], b64decode(encoded))
             except ValueError:
                 taken = False
+            # Not before: a record this host could not write (OSError) waits for the next bell.
+            self.tmux("delete-buffer", "-b", buffer)  # one that is not luzia's goes too
             if not taken:
                 log.warning("pane %s: signal buffer %r is not luzia's", self.pane_id, buffer)
 
