@@ -528,11 +528,12 @@ class Engine:
         it again), then record. Each attempt starts from the beginning; the lost one's log is
         kept beside the job's."""
         backend = self._backend(job)
-        node = backend.lost_node(job)
+        if backend.lost_node(job) is None:
+            return False
         launch = read_launch(job.job_dir)
         allowed = launch.retries if launch else 0
         done = _retries_done(job)
-        if node is None or done >= allowed:
+        if done >= allowed:
             return False
         backend.remove(job)
         kept = job.job_dir / f"attempt-{done + 1}.log"
