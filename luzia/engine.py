@@ -45,7 +45,7 @@ from luzia.agents import AgentProfile, Outcome, agent_kind
 from luzia.backends import (
     Backend,
     DockerBackend,
-    LocalBackend,
+    backend_for,
     job_command,
     log_size,
     read_exit_code,
@@ -731,7 +731,7 @@ class Engine:
     def _backends_by_name(self, name: str) -> Backend:
         with self._backends_lock:
             if name not in self._backends:
-                self._backends[name] = _make_backend(name, self.config)
+                self._backends[name] = backend_for(name, config=self.config)
             return self._backends[name]
 
     def _docker_available(self) -> bool:
@@ -836,14 +836,6 @@ class Engine:
             backends = list(self._backends.values())
         for backend in backends:
             backend.tidy(self.home, busy)
-
-
-def _make_backend(name: str, config: Config) -> Backend:
-    if name == "swarm":
-        from luzia.swarm import SwarmBackend
-
-        return SwarmBackend(config.swarm, config)
-    return DockerBackend() if name == "docker" else LocalBackend()
 
 
 def _pane_hints(
