@@ -495,9 +495,10 @@ class ResponsiveDispatcher:
         return job
 
     def _workspace_copy(self, job: Job) -> Fetch | None:
-        """Where a job that changed a copy of its workspace keeps it; ``None`` for the others
-        (asked of no backend: a local job's diff needs no Docker Engine)."""
-        return self._backend(job).workspace_copy(job) if job.backend == "swarm" else None
+        """Where a job that changed a copy of its workspace keeps it (its backend says); ``None``
+        for the others, and for an ``auto`` job, which has not started anywhere yet. Asking
+        costs no connection: a backend reaches its engine when it first needs it."""
+        return self._backend(job).workspace_copy(job) if job.backend != "auto" else None
 
     def clean(self, *, all: bool = False) -> list[str]:
         """Remove every finished job (``all``: every job) with its container; return their ids.
