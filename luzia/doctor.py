@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from controllers.docker_engine import first_line
+
 if TYPE_CHECKING:
     import docker
 
@@ -143,7 +145,7 @@ def check_docker_engine(needed: bool) -> tuple[docker.DockerClient | None, Check
         return None, Check(
             name,
             "fail" if needed else "warn",
-            _first_line(exc),
+            first_line(exc),
             "start the Docker Engine, or point DOCKER_HOST at it"
             + ("" if needed else "; until then, jobs run on the local backend"),
         )
@@ -151,7 +153,7 @@ def check_docker_engine(needed: bool) -> tuple[docker.DockerClient | None, Check
         return None, Check(
             name,
             "fail" if needed else "warn",
-            f"cannot reach it: {_first_line(exc)}",
+            f"cannot reach it: {first_line(exc)}",
             "start the Docker Engine, or point DOCKER_HOST at it",
         )
     host = os.environ.get("DOCKER_HOST", "the default socket")
@@ -186,7 +188,7 @@ def check_images(
 
             present = image_exists(tag, client)
         except Exception as exc:
-            checks.append(Check(name, "warn", f"cannot inspect it: {_first_line(exc)}", None))
+            checks.append(Check(name, "warn", f"cannot inspect it: {first_line(exc)}", None))
             continue
         if present:
             checks.append(Check(name, "ok", "present"))
@@ -254,7 +256,7 @@ def check_agents(client: docker.DockerClient | None, config: Config | None) -> l
 
             labels = image_labels(tag, client)
         except Exception as exc:
-            checks.append(Check(name, "warn", f"cannot inspect {tag}: {_first_line(exc)}", None))
+            checks.append(Check(name, "warn", f"cannot inspect {tag}: {first_line(exc)}", None))
             continue
         problem = image_problem(labels, tag, agent)
         version = agents_in(labels).get(agent)
@@ -287,7 +289,7 @@ def check_networks(client: docker.DockerClient | None, config: Config | None) ->
         try:
             state = describe(client, network)
         except Exception as exc:
-            checks.append(Check(name, "warn", f"cannot inspect it: {_first_line(exc)}", None))
+            checks.append(Check(name, "warn", f"cannot inspect it: {first_line(exc)}", None))
             continue
         checks.append(Check(name, state.status, state.detail, state.fix))
     return checks
@@ -302,30 +304,27 @@ def check_swarm(config: Config | None) -> list[Check]:
     wanted = "swarm" in _backends(config) or settings.nodes or settings.manager
     if not wanted:
         return []
-    from luzia.swarm import _client
+    from luzia.swarm import SwarmBackend
 
     where = settings.manager or os.environ.get("DOCKER_HOST", "the default socket")
+    backend = SwarmBackend(settings, config)
     try:
-        manager = _client(settings.manager)
+        manager = backend.manager
         swarm = manager.info().get("Swarm") or {}
     except Exception as exc:
         fix = "start it, or set [swarm] manager to a manager's endpoint"
-        return [Check("swarm manager", "fail", f"{where}: {_first_line(exc)}", fix)]
+        return [Check("swarm manager", "fail", f"{where}: {first_line(exc)}", fix)]
     if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
         fix = "docker swarm init there, or set [swarm] manager to a manager's endpoint"
         return [Check("swarm manager", "fail", f"{where} is not a swarm manager", fix)]
     nodes = manager.nodes.list()
     ready = sum(1 for n in nodes if n.attrs.get("Status", {}).get("State") == "ready")
     checks = [Check("swarm manager", "ok", f"{where}: {len(nodes)} nodes, {ready} ready")]
-    reached: dict[str, str] = {}
-    for name, endpoint in sorted(settings.nodes.items()):
-        try:
-            node_id = str(_client(endpoint).info().get("Swarm", {}).get("NodeID") or "")
-        except Exception as exc:
-            detail = f"{endpoint} does not answer: {_first_line(exc)}"
-            checks.append(Check(f"swarm endpoint {name}", "warn", detail, None))
-            continue
-        reached[node_id] = f"{name} ({endpoint})"
+    endpoints, silent = backend.endpoints()  # as the backend matches them when it drives jobs
+    for name, why in sorted(silent.items()):
+        detail = f"{settings.nodes[name]} does not answer: {why}"
+        checks.append(Check(f"swarm endpoint {name}", "warn", detail, None))
+    reached = {node_id: f"{n.name} ({n.endpoint})" for node_id, n in endpoints.items()}
     for node in sorted(nodes, key=lambda n: str(n.attrs["Description"].get("Hostname", ""))):
         hostname = str(node.attrs["Description"].get("Hostname", node.id[:12]))
         state = node.attrs.get("Status", {}).get("State")
@@ -361,7 +360,7 @@ def _swarm_image(manager: docker.DockerClient, registry: str | None) -> Check:
     try:
         digest = manager.images.get_registry_data(image).id
     except Exception as exc:
-        why = getattr(exc, "explanation", None) or _first_line(exc)  # the registry's words
+        why = getattr(exc, "explanation", None) or first_line(exc)  # the registry's words
         detail = f"{image} is not in the registry, as the manager sees it: {why}"
         return Check("swarm image", "fail", detail, "luzia image push")
     return Check("swarm image", "ok", f"{image} in the registry ({digest[:19]})")
@@ -488,8 +487,3 @@ def check_engine(home: Path) -> Check:
         "not running",
         "nothing to do: `luzia dispatch` starts it; or `luzia daemon start`",
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

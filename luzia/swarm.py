@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from controllers.docker_engine import endpoint_args
+from controllers.docker_engine import endpoint_args, first_line
 from controllers.docker_tmux import TMUX_SOCKET, DockerTmuxController
 from controllers.errors import ControllerError
 from controllers.events import Output, PaneEvent
@@ -138,24 +138,11 @@ class SwarmBackend(DockerBackend):
     def _node(self, node_id: str) -> _Node:
         """The configured endpoint of swarm node ``node_id`` (matched by the id its engine
         reports); ``BackendError`` naming the fix when none is configured for it."""
-        with self._nodes_lock:
-            if node_id in self._nodes:
-                return self._nodes[node_id]
-            known = {node.endpoint for node in self._nodes.values()}
-            silent = []
-            for name, endpoint in self.settings.nodes.items():
-                if endpoint in known:
-                    continue
-                try:
-                    client = _client(endpoint)
-                    found = str(client.info().get("Swarm", {}).get("NodeID") or "")
-                except Exception as exc:  # unreachable, or an engine that answers badly
-                    log.info("swarm node %s (%s) does not answer: %s", name, endpoint, exc)
-                    silent.append(name)
-                    continue
-                self._nodes[found] = _Node(name, endpoint, client)
-            if node_id in self._nodes:
-                return self._nodes[node_id]
+        if node_id in self._nodes:
+            return self._nodes[node_id]
+        reached, silent = self.endpoints()
+        if node_id in reached:
+            return reached[node_id]
         name = self._node_name(node_id)
         if self._node_state(node_id) != "ready":
             raise NodeLost(name)
@@ -168,6 +155,25 @@ class SwarmBackend(DockerBackend):
             f"no endpoint for swarm node {name}: add it to [swarm.nodes] in the config "
             f'({name} = "tcp://HOST:2376" or "ssh://USER@HOST")'
         )
+
+    def endpoints(self) -> tuple[dict[str, _Node], dict[str, str]]:
+        """The configured endpoints that answer, by the swarm node id each engine reports, and
+        those that do not, by name, with why. An endpoint matched once is not asked again."""
+        with self._nodes_lock:
+            known = {node.endpoint for node in self._nodes.values()}
+            silent = {}
+            for name, endpoint in self.settings.nodes.items():
+                if endpoint in known:
+                    continue
+                try:
+                    client = _client(endpoint)
+                    found = str(client.info().get("Swarm", {}).get("NodeID") or "")
+                except Exception as exc:  # unreachable, or an engine that answers badly
+                    log.info("swarm node %s (%s) does not answer: %s", name, endpoint, exc)
+                    silent[name] = first_line(exc)
+                    continue
+                self._nodes[found] = _Node(name, endpoint, client)
+            return dict(self._nodes), silent
 
     def _node_name(self, node_id: str) -> str:
         """The configured name of a node, else its host name, else its id."""
