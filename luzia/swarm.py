@@ -30,7 +30,7 @@ from base64 import b64decode
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from controllers.docker_engine import endpoint_args, first_line
 from controllers.docker_tmux import TMUX_SOCKET, DockerTmuxController
@@ -53,7 +53,7 @@ from luzia.config import Config, SwarmSettings
 from luzia.errors import BackendError, LuziaError
 from luzia.jobenv import ENV_FILE
 from luzia.jobs import Job
-from luzia.paths import EXIT_CODE_FILE, LOG_FILE, write_private
+from luzia.paths import EXIT_CODE_FILE, LOG_FILE, private_opener, write_private
 from luzia.proctree import PGROUP_FILE
 from luzia.signals import (
     BELL_BUFFER,
@@ -443,14 +443,15 @@ class SwarmBackend(DockerBackend):
                 stream, _ = container.get_archive(JOB_MOUNT)
             except docker.errors.NotFound:
                 return
-            data = b"".join(stream)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            for member in tar.getmembers():
-                name = member.name.rpartition("/")[2]
-                if name in COPIED_BACK and member.isfile():
-                    extracted = tar.extractfile(member)
-                    if extracted is not None:
-                        _replace(job.job_dir / name, extracted.read())
+            # Streamed, as the workspace is: the log can be large, and is never held whole.
+            reader = io.BufferedReader(_Chunks(stream), buffer_size=1 << 16)
+            with tarfile.open(fileobj=reader, mode="r|") as tar:
+                for member in tar:
+                    name = member.name.rpartition("/")[2]
+                    if name in COPIED_BACK and member.isfile():
+                        extracted = tar.extractfile(member)
+                        if extracted is not None:
+                            _replace(job.job_dir / name, extracted)
 
     def workspace_copy(self, job: Job) -> Fetch:
         return lambda dest: self._fetch_workspace(job, dest)
@@ -847,7 +848,10 @@ class _Chunks(io.RawIOBase):
         return size
 
 
-def _replace(path: Path, data: bytes) -> None:
+def _replace(path: Path, source: IO[bytes]) -> None:
+    """``path``'s content from ``source``, 0600, in one rename: a reader sees the old file or
+    the new one, whole."""
     tmp = path.with_name(f".{path.name}.sync")
-    write_private(tmp, data)
+    with open(tmp, "wb", opener=private_opener) as out:
+        shutil.copyfileobj(source, out)
     os.replace(tmp, path)
