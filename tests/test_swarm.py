@@ -363,7 +363,11 @@ def test_engine_sigkill_and_restart_reconciles_every_swarm_job(on_workers: Swarm
     swarm = on_workers
     start_engine(swarm.home)
     try:
-        ends_while_down = swarm.dispatch("sleep 1; seq 1 2000; exit 5")
+        # It goes on once told to, after the engine is gone: not after a second, which a slow
+        # start of the other job (its node sets up its network) could outlast.
+        ends_while_down = swarm.dispatch(
+            "while [ ! -e go ]; do sleep 0.1; done; seq 1 2000; exit 5"
+        )
         outlives_restart = swarm.dispatch("sleep 6; echo late; exit 6")
         for job_id in (ends_while_down, outlives_restart):
             swarm.wait_state(job_id, JobState.RUNNING)
@@ -374,6 +378,8 @@ def test_engine_sigkill_and_restart_reconciles_every_swarm_job(on_workers: Swarm
         while engine_status(swarm.home).running:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        told = swarm.backend._container(swarm.d.get_status(ends_while_down))
+        assert told is not None and told.exec_run(["touch", "/workspace/go"]).exit_code == 0
         deadline = time.monotonic() + 30  # the first ends while no engine runs
         while "2000" not in _container_log(swarm, ends_while_down):
             assert time.monotonic() < deadline
